@@ -1,0 +1,119 @@
+// The normalized, validated configuration the rest of Vigil works with. The schema
+// (schema.ts) accepts the YAML/JSON form with snake_case keys and duration strings and
+// produces these types: camelCase, units last in names, all defaults filled in.
+
+export type CheckType = "http" | "https" | "tcp" | "dns" | "grpc" | "tls";
+export type VerdictPolicy = "majority" | "any" | "all" | number;
+export type Spread = "none" | "zone";
+export type Profile = "lan" | "wan" | "local";
+
+/** Inclusive status code range: "200-299" → {lo:200, hi:299}; "204" → {lo:204, hi:204}. */
+export interface StatusRange {
+  lo: number;
+  hi: number;
+}
+
+export interface HttpCheckSpec {
+  type: "http" | "https";
+  method: string; // GET by default
+  path: string; // "/" by default
+  headers: Record<string, string>;
+  /** Host header (and SNI for https unless `sni` is set); default: the target host. */
+  host?: string;
+  sni?: string;
+  expect: {
+    status: StatusRange[]; // default [{lo:200,hi:399}]
+    bodyContains?: string;
+    bodyRegex?: string; // source of a RegExp, validated to compile
+  };
+  maxBodyBytes: number; // default 64 KiB
+  tlsVerify: boolean; // default true
+  /** Path to a PEM CA bundle to verify against instead of the system store. */
+  tlsCa?: string;
+  keepalive: boolean; // default false: new connection per check
+}
+
+export interface TcpCheckSpec {
+  type: "tcp";
+  send?: string;
+  expect?: string; // substring expected in what the target sends back
+}
+
+export interface DnsCheckSpec {
+  type: "dns";
+  /** The name to query; the target (host:port) is the resolver asked. */
+  name: string;
+  recordType: "A" | "AAAA" | "CNAME" | "MX" | "TXT" | "NS" | "SRV" | "SOA" | "PTR";
+  /** When set, one answer's data must equal this (e.g. an IP for A). */
+  expectAnswer?: string;
+  protocol: "udp" | "tcp"; // default udp
+}
+
+export interface GrpcCheckSpec {
+  type: "grpc";
+  service: string; // "" = the server as a whole
+  tls: boolean; // default false (h2c)
+  tlsVerify: boolean;
+  tlsCa?: string;
+  authority?: string;
+}
+
+export interface TlsCheckSpec {
+  type: "tls";
+  sni?: string;
+  minDays: number; // down when the certificate expires within this many days; default 7
+  tlsVerify: boolean; // default true
+  tlsCa?: string;
+}
+
+export type CheckSpec = HttpCheckSpec | TcpCheckSpec | DnsCheckSpec | GrpcCheckSpec | TlsCheckSpec;
+
+/** A target as configured: "host:port"; IPv6 hosts in brackets "[::1]:80". */
+export interface TargetAddr {
+  host: string; // without brackets
+  port: number;
+  /** Canonical "host:port" form, brackets for IPv6: the id inside its pool. */
+  key: string;
+}
+
+export interface PoolSpec {
+  name: string;
+  check: CheckSpec;
+  targets: TargetAddr[];
+  intervalMs: number; // default 10s
+  /** HAProxy's fastinter: interval while a target is transitioning; default = intervalMs. */
+  fastIntervalMs: number;
+  /** HAProxy's downinter: interval while a target is down; default = intervalMs. */
+  downIntervalMs: number;
+  timeoutMs: number; // default 2s; covers connect + response
+  /** Jitter fraction, ±spread × interval; default 0.1. */
+  jitter: number;
+  rise: number; // default 2
+  fall: number; // default 3
+  observers: number; // default 2
+  verdict: VerdictPolicy; // default majority
+  spread: Spread; // default none
+  failOpen: boolean; // default false
+}
+
+export interface NodeSpec {
+  name: string;
+  zone: string;
+  weight: number;
+  gossip: string; // host:port
+  api: string; // host:port
+  agent?: string;
+  dns?: string;
+  join: string[];
+  dataDir: string;
+  profile: Profile;
+  encryptKeys: string[]; // base64, 32 bytes each
+  maxConcurrentChecks: number;
+}
+
+export interface VigilConfig {
+  node: NodeSpec;
+  pools: Map<string, PoolSpec>;
+  /** The raw validated pool documents (snake_case), as given: replicated and echoed by the API. */
+  rawPools: Map<string, unknown>;
+}
