@@ -1,0 +1,87 @@
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+
+// One registry per node (not prom-client's global one) so several nodes can live in one
+// process (the demo, tests) without their series colliding.
+
+export interface NodeMetrics {
+  registry: Registry;
+  checksTotal: Counter<"pool" | "result">;
+  checkDuration: Histogram<"pool">;
+  schedulerLag: Histogram;
+  targets: Gauge<"state">;
+  checksInFlight: Gauge;
+  checksQueued: Gauge;
+  eventsTotal: Counter<"type">;
+  httpRequests: Counter<"route" | "code">;
+}
+
+/** Values read at scrape time rather than kept up to date on every change. */
+export interface ScrapeSources {
+  targetCounts(): Record<string, number>;
+  checksInFlight(): number;
+  checksQueued(): number;
+}
+
+export function createNodeMetrics(sources: ScrapeSources): NodeMetrics {
+  const registry = new Registry();
+  const m: NodeMetrics = {
+    registry,
+    checksTotal: new Counter({
+      name: "vigil_checks_total",
+      help: "Checks this node ran, by pool and result (ok|fail).",
+      labelNames: ["pool", "result"] as const,
+      registers: [registry],
+    }),
+    checkDuration: new Histogram({
+      name: "vigil_check_duration_seconds",
+      help: "Latency of the checks this node ran, connect to verdict.",
+      labelNames: ["pool"] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    schedulerLag: new Histogram({
+      name: "vigil_scheduler_lag_seconds",
+      help: "Time from a check being due to it starting; grows when the concurrency cap or the event loop is saturated.",
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+      registers: [registry],
+    }),
+    targets: new Gauge({
+      name: "vigil_targets",
+      help: "Targets known to this node, by effective state (up|down|unknown|maint|drain).",
+      labelNames: ["state"] as const,
+      registers: [registry],
+      collect() {
+        for (const [k, v] of Object.entries(sources.targetCounts())) this.labels(k).set(v);
+      },
+    }),
+    checksInFlight: new Gauge({
+      name: "vigil_checks_in_flight",
+      help: "Checks currently running on this node.",
+      registers: [registry],
+      collect() {
+        this.set(sources.checksInFlight());
+      },
+    }),
+    checksQueued: new Gauge({
+      name: "vigil_checks_queued",
+      help: "Due checks waiting for a free slot under max_concurrent_checks.",
+      registers: [registry],
+      collect() {
+        this.set(sources.checksQueued());
+      },
+    }),
+    eventsTotal: new Counter({
+      name: "vigil_events_total",
+      help: "Events appended to this node's event log, by type.",
+      labelNames: ["type"] as const,
+      registers: [registry],
+    }),
+    httpRequests: new Counter({
+      name: "vigil_http_requests_total",
+      help: "HTTP API requests, by route and status code.",
+      labelNames: ["route", "code"] as const,
+      registers: [registry],
+    }),
+  };
+  return m;
+}
