@@ -22,7 +22,8 @@ export async function cmdDemo(args: string[]): Promise<number> {
     throw new UsageError((e as Error).message);
   }
   const durationS = values.duration === undefined ? undefined : Number.parseFloat(values.duration);
-  if (durationS !== undefined && !(durationS > 0)) throw new UsageError("--duration takes a number of seconds");
+  if (durationS !== undefined && !(durationS > 0))
+    throw new UsageError("--duration takes a number of seconds");
   const preferredPort = values.port === undefined ? 7000 : Number(values.port);
 
   const origins: DemoOrigin[] = [];
@@ -83,7 +84,8 @@ pools:
     if (line !== undefined) out(line);
   });
 
-  const stopSignal = durationS === undefined ? waitForSignal() : new Promise((r) => setTimeout(r, durationS * 1000));
+  const stopSignal =
+    durationS === undefined ? waitForSignal() : new Promise((r) => setTimeout(r, durationS * 1000));
   await stopSignal;
   out("stopping…");
   await node.stop();

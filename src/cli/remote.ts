@@ -28,7 +28,10 @@ async function getJson(server: string, path: string): Promise<{ status: number; 
   try {
     return { status: res.status, body: JSON.parse(text) };
   } catch {
-    throw new VigilError(ErrorCode.unavailable, `${server}${path} answered ${res.status} with a body that is not JSON`);
+    throw new VigilError(
+      ErrorCode.unavailable,
+      `${server}${path} answered ${res.status} with a body that is not JSON`,
+    );
   }
 }
 
@@ -146,7 +149,14 @@ export async function cmdMembers(args: string[]): Promise<number> {
     process.stdout.write(
       `${table(
         ["NAME", "STATE", "INCARNATION", "ZONE", "GOSSIP", "API"],
-        members.map((m) => [m.name, m.state, String(m.incarnation), m.zone ?? "-", m.gossip ?? "-", m.api ?? "-"]),
+        members.map((m) => [
+          m.name,
+          m.state,
+          String(m.incarnation),
+          m.zone ?? "-",
+          m.gossip ?? "-",
+          m.api ?? "-",
+        ]),
       )}\n`,
     );
   }

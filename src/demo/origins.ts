@@ -18,7 +18,11 @@ export interface DemoOrigin {
   close(): Promise<void>;
 }
 
-export async function startOrigin(name: string, behaviour: OriginBehaviour, nowMs: () => number): Promise<DemoOrigin> {
+export async function startOrigin(
+  name: string,
+  behaviour: OriginBehaviour,
+  nowMs: () => number,
+): Promise<DemoOrigin> {
   let forcedDown = false;
   const born = nowMs();
   if (behaviour.kind === "refusing") {

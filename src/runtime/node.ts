@@ -1,23 +1,28 @@
+import type { CheckResult, Prober } from "../checkers/types.ts";
 import { parsePoolDocument, poolToDocument } from "../config/load.ts";
 import type { PoolSpec, TargetAddr, VigilConfig } from "../config/types.ts";
-import type { CheckResult, Prober } from "../checkers/types.ts";
 import type { Clock } from "../core/clock.ts";
 import { ErrorCode, VigilError } from "../core/errors.ts";
 import { limits } from "../core/limits.ts";
+import {
+  applyResult,
+  initialObservation,
+  isTransitioning,
+  type Observation,
+} from "../core/observation/observation.ts";
 import type { Random } from "../core/random.ts";
-import { applyResult, initialObservation, isTransitioning, type Observation } from "../core/observation/observation.ts";
 import { Scheduler } from "../core/scheduler/scheduler.ts";
 import {
   type AdminState,
   computeVerdict,
-  effectiveState,
   type Effective,
+  effectiveState,
   type Health,
 } from "../core/verdict/verdict.ts";
 import { type ApiBackend, type ApiServer, startApiServer } from "../serve/api/server.ts";
 import { createNodeMetrics, type NodeMetrics } from "../serve/metrics.ts";
 import { VERSION } from "../version.ts";
-import { type EventQuery, EventLog, type VigilEvent } from "./events.ts";
+import { EventLog, type EventQuery, type VigilEvent } from "./events.ts";
 import type { Logger } from "./log.ts";
 
 export interface NodeDeps {
@@ -76,7 +81,14 @@ export class VigilNode implements ApiBackend {
   private api: ApiServer | undefined;
   private stopping = false;
   private readonly startedWallMs: number;
-  private readonly checkLabels = new Map<string, { ok: ReturnType<NodeMetrics["checksTotal"]["labels"]>; fail: ReturnType<NodeMetrics["checksTotal"]["labels"]>; dur: ReturnType<NodeMetrics["checkDuration"]["labels"]> }>();
+  private readonly checkLabels = new Map<
+    string,
+    {
+      ok: ReturnType<NodeMetrics["checksTotal"]["labels"]>;
+      fail: ReturnType<NodeMetrics["checksTotal"]["labels"]>;
+      dur: ReturnType<NodeMetrics["checkDuration"]["labels"]>;
+    }
+  >();
 
   constructor(config: VigilConfig, deps: NodeDeps) {
     this.config = config;
@@ -223,7 +235,11 @@ export class VigilNode implements ApiBackend {
       .then(
         (r) => this.finishCheck(id, spec, r),
         (err: unknown) =>
-          this.finishCheck(id, spec, { ok: false, latencyMs: 0, reason: `checker error: ${(err as Error).message}` }),
+          this.finishCheck(id, spec, {
+            ok: false,
+            latencyMs: 0,
+            reason: `checker error: ${(err as Error).message}`,
+          }),
       );
     this.inFlight.set(id, p);
   }
@@ -307,7 +323,17 @@ export class VigilNode implements ApiBackend {
 
   members(): unknown[] {
     const n = this.config.node;
-    return [{ name: n.name, state: "alive", incarnation: 0, zone: n.zone, gossip: n.gossip, api: n.api, self: true }];
+    return [
+      {
+        name: n.name,
+        state: "alive",
+        incarnation: 0,
+        zone: n.zone,
+        gossip: n.gossip,
+        api: n.api,
+        self: true,
+      },
+    ];
   }
 
   listPools(): unknown[] {
@@ -338,7 +364,12 @@ export class VigilNode implements ApiBackend {
     const now = this.deps.clock.nowMs();
     for (const t of [...ps.targets.values()]) this.removeTarget(ps, t, now);
     this.pools.delete(name);
-    this.events.append(this.deps.clock.wallMs(), { type: "pool.deleted", pool: name, node: this.name, cause: "api" });
+    this.events.append(this.deps.clock.wallMs(), {
+      type: "pool.deleted",
+      pool: name,
+      node: this.name,
+      cause: "api",
+    });
     return true;
   }
 
@@ -414,14 +445,18 @@ export class VigilNode implements ApiBackend {
 }
 
 function healthyOf(ps: PoolState): string[] {
-  const up = [...ps.targets.values()].filter((t) => effectiveState(t.verdict, t.admin) === "up").map((t) => t.addr.key);
+  const up = [...ps.targets.values()]
+    .filter((t) => effectiveState(t.verdict, t.admin) === "up")
+    .map((t) => t.addr.key);
   if (up.length > 0 || !ps.spec.failOpen) return up;
   // Envoy's panic mode: when nothing is up, route to everything not under maintenance.
   return [...ps.targets.values()].filter((t) => t.admin === "none").map((t) => t.addr.key);
 }
 
 function failOpenActive(ps: PoolState): boolean {
-  return ps.spec.failOpen && ![...ps.targets.values()].some((t) => effectiveState(t.verdict, t.admin) === "up");
+  return (
+    ps.spec.failOpen && ![...ps.targets.values()].some((t) => effectiveState(t.verdict, t.admin) === "up")
+  );
 }
 
 function timingOf(spec: PoolSpec) {
@@ -441,23 +476,35 @@ function modeOf(obs: Observation, spec: PoolSpec): "normal" | "transitioning" | 
 
 function parseAdminBody(body: unknown): { state: AdminState; reason: string | undefined } {
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    throw new VigilError(ErrorCode.badRequest, 'expected a JSON object like {"state": "maint", "reason": "..."}');
+    throw new VigilError(
+      ErrorCode.badRequest,
+      'expected a JSON object like {"state": "maint", "reason": "..."}',
+    );
   }
   const o = body as Record<string, unknown>;
   for (const k of Object.keys(o)) {
-    if (k !== "state" && k !== "reason") throw new VigilError(ErrorCode.badRequest, `unknown key "${k}"`, { path: k });
+    if (k !== "state" && k !== "reason")
+      throw new VigilError(ErrorCode.badRequest, `unknown key "${k}"`, { path: k });
   }
   const state = o.state;
   if (state !== "maint" && state !== "drain" && state !== "none") {
-    throw new VigilError(ErrorCode.badRequest, `expected "maint", "drain" or "none", got ${JSON.stringify(state)}`, {
-      path: "state",
-    });
+    throw new VigilError(
+      ErrorCode.badRequest,
+      `expected "maint", "drain" or "none", got ${JSON.stringify(state)}`,
+      {
+        path: "state",
+      },
+    );
   }
   const reason = o.reason;
   if (reason !== undefined && (typeof reason !== "string" || reason.length > limits.maxReasonChars)) {
-    throw new VigilError(ErrorCode.badRequest, `expected a string of at most ${limits.maxReasonChars} characters`, {
-      path: "reason",
-    });
+    throw new VigilError(
+      ErrorCode.badRequest,
+      `expected a string of at most ${limits.maxReasonChars} characters`,
+      {
+        path: "reason",
+      },
+    );
   }
   return { state, reason: reason as string | undefined };
 }

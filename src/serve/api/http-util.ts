@@ -48,13 +48,27 @@ export function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<un
     const declared = req.headers["content-length"];
     if (declared !== undefined && Number(declared) > maxBytes) {
       req.resume();
-      reject(new VigilError(ErrorCode.tooLarge, `request body of ${declared} bytes exceeds the limit of ${maxBytes}`));
+      reject(
+        new VigilError(
+          ErrorCode.tooLarge,
+          `request body of ${declared} bytes exceeds the limit of ${maxBytes}`,
+        ),
+      );
       return;
     }
     const ctype = req.headers["content-type"];
-    if (ctype !== undefined && !/^application\/(json|[a-z.+-]*\+json)\b/i.test(ctype) && !/^text\/plain\b/i.test(ctype)) {
+    if (
+      ctype !== undefined &&
+      !/^application\/(json|[a-z.+-]*\+json)\b/i.test(ctype) &&
+      !/^text\/plain\b/i.test(ctype)
+    ) {
       req.resume();
-      reject(new VigilError(ErrorCode.unsupportedMediaType, `expected content-type application/json, got "${ctype}"`));
+      reject(
+        new VigilError(
+          ErrorCode.unsupportedMediaType,
+          `expected content-type application/json, got "${ctype}"`,
+        ),
+      );
       return;
     }
     const chunks: Buffer[] = [];
@@ -85,7 +99,9 @@ export function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<un
       try {
         resolve(JSON.parse(text));
       } catch (err) {
-        reject(new VigilError(ErrorCode.badRequest, `request body is not valid JSON: ${(err as Error).message}`));
+        reject(
+          new VigilError(ErrorCode.badRequest, `request body is not valid JSON: ${(err as Error).message}`),
+        );
       }
     });
   });

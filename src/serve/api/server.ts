@@ -19,7 +19,12 @@ export interface ApiBackend {
   queryEvents(q: EventQuery): { events: VigilEvent[]; next: number };
   metricsText(): Promise<{ contentType: string; text: string }>;
   /** Optional extra routes (event stream, history, dashboard) tried before the 404. */
-  extraRoute?(req: IncomingMessage, res: ServerResponse, segments: string[], url: URL): boolean | Promise<boolean>;
+  extraRoute?(
+    req: IncomingMessage,
+    res: ServerResponse,
+    segments: string[],
+    url: URL,
+  ): boolean | Promise<boolean>;
 }
 
 export interface ApiServerOptions {
@@ -46,13 +51,22 @@ function parseQuery(url: URL): EventQuery {
   const q: EventQuery = {};
   const since = url.searchParams.get("since");
   if (since !== null) {
-    if (!/^\d+$/.test(since)) throw new VigilError(ErrorCode.badRequest, `since must be a non-negative integer cursor, got "${since}"`, { path: "since" });
+    if (!/^\d+$/.test(since))
+      throw new VigilError(
+        ErrorCode.badRequest,
+        `since must be a non-negative integer cursor, got "${since}"`,
+        { path: "since" },
+      );
     q.since = Number(since);
   }
   const limit = url.searchParams.get("limit");
   if (limit !== null) {
     if (!/^\d+$/.test(limit) || Number(limit) < 1 || Number(limit) > limits.maxEventsPerPage) {
-      throw new VigilError(ErrorCode.badRequest, `limit must be an integer between 1 and ${limits.maxEventsPerPage}, got "${limit}"`, { path: "limit" });
+      throw new VigilError(
+        ErrorCode.badRequest,
+        `limit must be an integer between 1 and ${limits.maxEventsPerPage}, got "${limit}"`,
+        { path: "limit" },
+      );
     }
     q.limit = Number(limit);
   }
@@ -69,7 +83,10 @@ async function route(backend: ApiBackend, req: IncomingMessage, res: ServerRespo
   const url = new URL(req.url ?? "/", "http://vigil.invalid");
   let segments: string[];
   try {
-    segments = url.pathname.split("/").filter((s) => s !== "").map(decodeURIComponent);
+    segments = url.pathname
+      .split("/")
+      .filter((s) => s !== "")
+      .map(decodeURIComponent);
   } catch {
     throw new VigilError(ErrorCode.badRequest, "path is not valid percent-encoding");
   }
@@ -126,12 +143,21 @@ async function route(backend: ApiBackend, req: IncomingMessage, res: ServerRespo
       if (method !== "GET") return methodNotAllowed(res, "GET"), "target";
       const t = backend.getTarget(c, e);
       if (t === undefined) {
-        throw notFound(backend.getPool(c) === undefined ? `no pool named "${c}"` : `pool "${c}" has no target "${e}"`);
+        throw notFound(
+          backend.getPool(c) === undefined ? `no pool named "${c}"` : `pool "${c}" has no target "${e}"`,
+        );
       }
       sendJson(res, 200, t);
       return "target";
     }
-    if (b === "pools" && c !== undefined && d === "targets" && e !== undefined && f === "admin" && segments.length === 6) {
+    if (
+      b === "pools" &&
+      c !== undefined &&
+      d === "targets" &&
+      e !== undefined &&
+      f === "admin" &&
+      segments.length === 6
+    ) {
       if (method !== "PUT") return methodNotAllowed(res, "PUT"), "admin";
       const body = await readJsonBody(req, limits.maxApiBodyBytes);
       sendJson(res, 200, backend.setAdmin(c, e, body));
@@ -143,18 +169,21 @@ async function route(backend: ApiBackend, req: IncomingMessage, res: ServerRespo
 }
 
 export function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
-  const server = createServer({ keepAliveTimeout: 65_000, headersTimeout: 10_000, requestTimeout: 30_000 }, (req, res) => {
-    route(opts.backend, req, res)
-      .then((r) => opts.onRequest?.(r, res.statusCode))
-      .catch((err: unknown) => {
-        const e = isVigilError(err)
-          ? err
-          : new VigilError(ErrorCode.internal, `internal error: ${(err as Error)?.message ?? String(err)}`);
-        if (!res.headersSent) sendError(res, e);
-        else res.destroy();
-        opts.onRequest?.("error", res.statusCode);
-      });
-  });
+  const server = createServer(
+    { keepAliveTimeout: 65_000, headersTimeout: 10_000, requestTimeout: 30_000 },
+    (req, res) => {
+      route(opts.backend, req, res)
+        .then((r) => opts.onRequest?.(r, res.statusCode))
+        .catch((err: unknown) => {
+          const e = isVigilError(err)
+            ? err
+            : new VigilError(ErrorCode.internal, `internal error: ${(err as Error)?.message ?? String(err)}`);
+          if (!res.headersSent) sendError(res, e);
+          else res.destroy();
+          opts.onRequest?.("error", res.statusCode);
+        });
+    },
+  );
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(opts.port, opts.host, () => {
