@@ -43,8 +43,10 @@ export interface ApiServer {
 
 const notFound = (what: string): VigilError => new VigilError(ErrorCode.notFound, what);
 
-function methodNotAllowed(res: ServerResponse, allow: string): void {
+/** Answers 405 and returns the route name, so handlers can `return methodNotAllowed(...)`. */
+function methodNotAllowed(res: ServerResponse, allow: string, routeName: string): string {
   sendError(res, new VigilError(ErrorCode.methodNotAllowed, `method not allowed; use ${allow}`), { allow });
+  return routeName;
 }
 
 function parseQuery(url: URL): EventQuery {
@@ -94,7 +96,7 @@ async function route(backend: ApiBackend, req: IncomingMessage, res: ServerRespo
   const [a, b, c, d, e, f] = segments;
 
   if (a === "metrics" && segments.length === 1) {
-    if (method !== "GET") return methodNotAllowed(res, "GET"), "metrics";
+    if (method !== "GET") return methodNotAllowed(res, "GET", "metrics");
     const m = await backend.metricsText();
     res.writeHead(200, { "content-type": m.contentType });
     res.end(m.text);
@@ -102,23 +104,23 @@ async function route(backend: ApiBackend, req: IncomingMessage, res: ServerRespo
   }
   if (a === "v1") {
     if (b === "health" && segments.length === 2) {
-      if (method !== "GET") return methodNotAllowed(res, "GET"), "health";
+      if (method !== "GET") return methodNotAllowed(res, "GET", "health");
       sendJson(res, 200, backend.health());
       return "health";
     }
     if (b === "members" && segments.length === 2) {
-      if (method !== "GET") return methodNotAllowed(res, "GET"), "members";
+      if (method !== "GET") return methodNotAllowed(res, "GET", "members");
       sendJson(res, 200, { members: backend.members() });
       return "members";
     }
     if (b === "events" && segments.length === 2) {
-      if (method !== "GET") return methodNotAllowed(res, "GET"), "events";
+      if (method !== "GET") return methodNotAllowed(res, "GET", "events");
       const page = backend.queryEvents(parseQuery(url));
       sendJson(res, 200, page);
       return "events";
     }
     if (b === "pools" && segments.length === 2) {
-      if (method !== "GET") return methodNotAllowed(res, "GET"), "pools";
+      if (method !== "GET") return methodNotAllowed(res, "GET", "pools");
       sendJson(res, 200, { pools: backend.listPools() });
       return "pools";
     }
@@ -135,12 +137,12 @@ async function route(backend: ApiBackend, req: IncomingMessage, res: ServerRespo
         if (!backend.deletePool(c)) throw notFound(`no pool named "${c}"`);
         res.writeHead(204).end();
       } else {
-        methodNotAllowed(res, "GET, PUT, DELETE");
+        methodNotAllowed(res, "GET, PUT, DELETE", "pool");
       }
       return "pool";
     }
     if (b === "pools" && c !== undefined && d === "targets" && e !== undefined && segments.length === 5) {
-      if (method !== "GET") return methodNotAllowed(res, "GET"), "target";
+      if (method !== "GET") return methodNotAllowed(res, "GET", "target");
       const t = backend.getTarget(c, e);
       if (t === undefined) {
         throw notFound(
@@ -158,7 +160,7 @@ async function route(backend: ApiBackend, req: IncomingMessage, res: ServerRespo
       f === "admin" &&
       segments.length === 6
     ) {
-      if (method !== "PUT") return methodNotAllowed(res, "PUT"), "admin";
+      if (method !== "PUT") return methodNotAllowed(res, "PUT", "admin");
       const body = await readJsonBody(req, limits.maxApiBodyBytes);
       sendJson(res, 200, backend.setAdmin(c, e, body));
       return "admin";
