@@ -1,3 +1,4 @@
+import { channel } from "node:diagnostics_channel";
 import type { CheckResult, Prober } from "../checkers/types.ts";
 import { parsePoolDocument, poolToDocument } from "../config/load.ts";
 import type { PoolSpec, TargetAddr, VigilConfig } from "../config/types.ts";
@@ -6,8 +7,8 @@ import { ErrorCode, VigilError } from "../core/errors.ts";
 import { limits } from "../core/limits.ts";
 import {
   applyResult,
+  checkMode,
   initialObservation,
-  isTransitioning,
   type Observation,
 } from "../core/observation/observation.ts";
 import type { Random } from "../core/random.ts";
@@ -24,6 +25,10 @@ import { createNodeMetrics, type NodeMetrics } from "../serve/metrics.ts";
 import { VERSION } from "../version.ts";
 import { EventLog, type EventQuery, type VigilEvent } from "./events.ts";
 import type { Logger } from "./log.ts";
+
+/** diagnostics_channel names for what benchmarks and tracers watch, free when unwatched. */
+export const checkStartChannel = channel("vigil:check:start");
+export const checkFinishChannel = channel("vigil:check:finish");
 
 export interface NodeDeps {
   clock: Clock;
@@ -173,7 +178,7 @@ export class VigilNode implements ApiBackend {
         this.byId.set(t.id, t);
       }
       this.scheduler.upsert(t.id, timingOf(spec), now);
-      this.scheduler.setMode(t.id, modeOf(t.obs, spec));
+      this.scheduler.setMode(t.id, checkMode(t.obs), now);
     }
     this.pools.set(spec.name, ps);
     this.events.append(wall, {
@@ -229,6 +234,7 @@ export class VigilNode implements ApiBackend {
       return;
     }
     this.metrics.schedulerLag.observe(lagMs / 1000);
+    if (checkStartChannel.hasSubscribers) checkStartChannel.publish({ node: this.name, id, lagMs });
     const spec = ps.spec;
     const p = this.deps.prober
       .check({ spec: spec.check, target: t.addr, timeoutMs: spec.timeoutMs, signal: this.abort.signal })
@@ -247,7 +253,6 @@ export class VigilNode implements ApiBackend {
   private finishCheck(id: string, spec: PoolSpec, r: CheckResult): void {
     this.inFlight.delete(id);
     const now = this.deps.clock.nowMs();
-    this.scheduler.complete(id, now);
     let lbl = this.checkLabels.get(spec.name);
     if (lbl === undefined) {
       lbl = {
@@ -258,6 +263,7 @@ export class VigilNode implements ApiBackend {
       this.checkLabels.set(spec.name, lbl);
     }
     (r.ok ? lbl.ok : lbl.fail).inc();
+    if (checkFinishChannel.hasSubscribers) checkFinishChannel.publish({ node: this.name, id, result: r });
     lbl.dur.observe(r.latencyMs / 1000);
 
     const t = this.byId.get(id);
@@ -280,7 +286,9 @@ export class VigilNode implements ApiBackend {
         });
         this.recomputeVerdict(t, spec, wall);
       }
-      this.scheduler.setMode(id, modeOf(t.obs, spec));
+      this.scheduler.complete(id, now, checkMode(t.obs));
+    } else {
+      this.scheduler.complete(id, now);
     }
     this.pump();
   }
@@ -431,10 +439,10 @@ export class VigilNode implements ApiBackend {
         {
           node: this.name,
           state: t.obs.state,
-          since: t.obs.sinceMs,
+          since: t.obs.sinceWallMs,
           reason: t.obs.lastReason,
           latencyMs: t.obs.lastLatencyMs,
-          checkedAt: t.obs.lastCheckedMs,
+          checkedAt: t.obs.lastCheckedWallMs,
         },
       ],
     };
@@ -467,11 +475,6 @@ function timingOf(spec: PoolSpec) {
     jitter: spec.jitter,
     timeoutMs: spec.timeoutMs,
   };
-}
-
-function modeOf(obs: Observation, spec: PoolSpec): "normal" | "transitioning" | "down" {
-  if (isTransitioning(obs, spec)) return "transitioning";
-  return obs.state === "down" ? "down" : "normal";
 }
 
 function parseAdminBody(body: unknown): { state: AdminState; reason: string | undefined } {

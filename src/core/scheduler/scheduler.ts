@@ -4,8 +4,8 @@
 //   waiting  — in `waiting`, a heap keyed by due time, not yet due;
 //   ready    — in `ready`, a heap keyed by due time: due, but every check slot is taken;
 //   inFlight — started by poll(), until the shell calls complete().
-// poll(now) moves what has come due from waiting to ready and starts from ready while slots
-// are free, so it costs O((moved + started) × log n) and nothing for targets not yet due. The
+// poll(now) starts the oldest due rounds of both heaps while slots are free, then moves what is
+// still due into `ready`: O((started + queued) × log n), nothing for targets not yet due. The
 // shell keeps one timer set to nextDeadline() and calls poll() when it fires, and again after
 // complete() or upsert() (either may make a check startable at once).
 //
@@ -109,7 +109,9 @@ export class Scheduler {
   constructor(opts: SchedulerOptions) {
     const maxConcurrent = opts.maxConcurrent ?? limits.maxConcurrentChecksDefault;
     assert(
-      Number.isInteger(maxConcurrent) && maxConcurrent >= 1 && maxConcurrent <= limits.maxConcurrentChecksCeiling,
+      Number.isInteger(maxConcurrent) &&
+        maxConcurrent >= 1 &&
+        maxConcurrent <= limits.maxConcurrentChecksCeiling,
       `maxConcurrent ${maxConcurrent} outside [1, ${limits.maxConcurrentChecksCeiling}]`,
     );
     this.random = opts.random;
@@ -162,7 +164,7 @@ export class Scheduler {
       const u = firstRun === "immediate" ? 0 : this.random.next();
       const target: Target = {
         key,
-        timing: { ...timing },
+        timing: copyTiming(timing),
         mode: "normal",
         place: "waiting",
         removed: false,
@@ -182,8 +184,10 @@ export class Scheduler {
       t.removed = false;
       this.liveCount++;
     }
-    t.timing = { ...timing };
-    if (firstRun === "immediate" && t.place === "waiting") {
+    t.timing = copyTiming(timing);
+    // Only a waiting round moves; one already queued or running is sooner than this anyway, and
+    // complete() re-anchors the next round.
+    if (firstRun === "immediate") {
       t.anchorMs = nowMs;
       t.u = 0;
       t.firstRound = true;
@@ -193,7 +197,8 @@ export class Scheduler {
 
   /** Stops checking a target. A check in flight keeps its slot until complete(), which then does
    * nothing. Returns false for a key that is not scheduled. */
-  remove(key: string): boolean {
+  remove(key: string, nowMs: number): boolean {
+    this.advanceTo(nowMs);
     const t = this.targets.get(key);
     if (t === undefined || t.removed) return false;
     this.liveCount--;
@@ -229,16 +234,23 @@ export class Scheduler {
   /** Starts what is due, up to the free slots, oldest due first. */
   poll(nowMs: number): PollOutput {
     this.advanceTo(nowMs);
-    for (let due = this.waiting.peekPriority(); due !== undefined && due <= nowMs; ) {
-      const key = this.waiting.pop()!;
-      const t = this.targets.get(key)!;
-      t.place = "ready";
-      this.ready.push(key, t.dueMs);
-      due = this.waiting.peekPriority();
-    }
     const start: CheckStart[] = [];
     while (this.inFlightCount < this.maxConcurrent) {
-      const key = this.ready.pop();
+      // Everything in `ready` is due; a waiting round that is due and older goes first (on a tie
+      // the one queued earlier). Starting straight from `waiting` spares the common case, where
+      // nothing is queued, a trip through `ready`.
+      const readyDue = this.ready.peekPriority();
+      const waitingDue = this.waiting.peekPriority();
+      let key: string | undefined;
+      if (
+        waitingDue !== undefined &&
+        waitingDue <= nowMs &&
+        (readyDue === undefined || waitingDue < readyDue)
+      ) {
+        key = this.waiting.pop();
+      } else {
+        key = this.ready.pop();
+      }
       if (key === undefined) break;
       const t = this.targets.get(key)!;
       t.place = "inFlight";
@@ -250,6 +262,13 @@ export class Scheduler {
         timeoutMs: t.timing.timeoutMs,
         mode: t.mode,
       });
+    }
+    // What came due beyond the free slots queues for the next one.
+    for (let due = this.waiting.peekPriority(); due !== undefined && due <= nowMs; ) {
+      const key = this.waiting.pop()!;
+      this.targets.get(key)!.place = "ready";
+      this.ready.push(key, due);
+      due = this.waiting.peekPriority();
     }
     return { start };
   }
@@ -263,7 +282,8 @@ export class Scheduler {
     this.advanceTo(nowMs);
     const t = this.targets.get(key);
     if (t === undefined) return false;
-    assert(t.place === "inFlight", `complete() for ${key}, which is ${t.place}, not in flight`);
+    // Hot path: the message is only built on failure.
+    if (t.place !== "inFlight") assert(false, `complete() for ${key}, which is ${t.place}, not in flight`);
     this.inFlightCount--;
     if (t.removed) {
       this.targets.delete(key);
@@ -315,14 +335,16 @@ export class Scheduler {
     assert(this.inFlightCount <= this.maxConcurrent, "more in flight than the cap");
   }
 
-  /** A change of timing or mode moves a waiting round, but never makes it more overdue than it
-   * already was: the lag it would then report would be the change's, not the scheduler's. */
   /** Time is monotonic; a shell feeding it backwards has a bug that would corrupt every due. */
   private advanceTo(nowMs: number): void {
-    assert(Number.isFinite(nowMs) && nowMs >= this.lastNowMs, `time went from ${this.lastNowMs} to ${nowMs}`);
+    if (!(Number.isFinite(nowMs) && nowMs >= this.lastNowMs)) {
+      assert(false, `time went from ${this.lastNowMs} to ${nowMs}`);
+    }
     this.lastNowMs = nowMs;
   }
 
+  /** A change of timing or mode moves a waiting round, but never makes it more overdue than it
+   * already was: the lag it would then report would be the change's, not the scheduler's. */
   private rederive(t: Target, nowMs: number): void {
     if (t.place !== "waiting") return;
     const due = Math.max(dueFrom(t), Math.min(nowMs, t.dueMs));
@@ -351,20 +373,27 @@ function dueFrom(t: Target): number {
   return t.anchorMs + span;
 }
 
+/** Only the five fields: a PoolSpec passed as timing must not be kept alive by every target. */
+function copyTiming(t: CheckTiming): CheckTiming {
+  return {
+    intervalMs: t.intervalMs,
+    fastIntervalMs: t.fastIntervalMs,
+    downIntervalMs: t.downIntervalMs,
+    jitter: t.jitter,
+    timeoutMs: t.timeoutMs,
+  };
+}
+
 function assertTiming(timing: CheckTiming): void {
   for (const name of ["intervalMs", "fastIntervalMs", "downIntervalMs"] as const) {
     const v = timing[name];
-    assert(
-      Number.isFinite(v) && v >= limits.intervalMsMin && v <= limits.intervalMsMax,
-      `${name} ${v} outside [${limits.intervalMsMin}, ${limits.intervalMsMax}]`,
-    );
+    if (!(v >= limits.intervalMsMin && v <= limits.intervalMsMax)) {
+      assert(false, `${name} ${v} outside [${limits.intervalMsMin}, ${limits.intervalMsMax}]`);
+    }
   }
-  assert(
-    Number.isFinite(timing.timeoutMs) && timing.timeoutMs >= limits.timeoutMsMin && timing.timeoutMs <= limits.timeoutMsMax,
-    `timeoutMs ${timing.timeoutMs} outside [${limits.timeoutMsMin}, ${limits.timeoutMsMax}]`,
-  );
-  assert(
-    Number.isFinite(timing.jitter) && timing.jitter >= 0 && timing.jitter <= jitterMax,
-    `jitter ${timing.jitter} outside [0, ${jitterMax}]`,
-  );
+  const { timeoutMs, jitter } = timing;
+  if (!(timeoutMs >= limits.timeoutMsMin && timeoutMs <= limits.timeoutMsMax)) {
+    assert(false, `timeoutMs ${timeoutMs} outside [${limits.timeoutMsMin}, ${limits.timeoutMsMax}]`);
+  }
+  if (!(jitter >= 0 && jitter <= jitterMax)) assert(false, `jitter ${jitter} outside [0, ${jitterMax}]`);
 }
