@@ -4,7 +4,15 @@
 // socket events (an error after a destroy, a reply after the timeout) cannot change a result.
 
 import { limits } from "../core/limits.ts";
-import type { CheckResult } from "./types.ts";
+import type { TlsContexts } from "./tls-context.ts";
+import type { CheckRequest, CheckResult } from "./types.ts";
+
+/** What a prober shares with its checks. */
+export interface CheckerContext {
+  /** Attempts in flight, ended by the prober's close. */
+  inflight: Set<Attempt>;
+  tls: TlsContexts;
+}
 
 export abstract class Attempt {
   /** Resolves exactly once; never rejects. */
@@ -16,10 +24,14 @@ export abstract class Attempt {
   private timer: ReturnType<typeof setTimeout> | undefined;
   private resolveResult!: (r: CheckResult) => void;
   private readonly onAbort: (() => void) | undefined;
+  /** The prober's attempts in flight, so that closing it ends them. */
+  private readonly inflight: Set<Attempt>;
 
-  constructor(timeoutMs: number, signal: AbortSignal | undefined) {
-    this.timeoutMs = timeoutMs;
+  constructor(req: CheckRequest, inflight: Set<Attempt>) {
+    const signal = req.signal;
+    this.timeoutMs = req.timeoutMs;
     this.signal = signal;
+    this.inflight = inflight;
     this.startMs = performance.now();
     this.result = new Promise((resolve) => {
       this.resolveResult = resolve;
@@ -33,6 +45,7 @@ export abstract class Attempt {
       this.finish(false, "aborted");
       return this.result;
     }
+    this.inflight.add(this);
     this.timer = setTimeout(onAttemptTimer, this.timeoutMs, this);
     if (this.onAbort !== undefined) this.signal!.addEventListener("abort", this.onAbort, { once: true });
     try {
@@ -49,9 +62,14 @@ export abstract class Attempt {
   /** Destroys whatever sockets the attempt still holds. Called once, inside `finish`. */
   protected abstract release(): void;
 
-  /** Called when the timer fires before a result; a checker may override to add context. */
-  protected timedOut(): void {
+  /** Called by the timer; a checker may override it to add context or keep a known verdict. */
+  timedOut(): void {
     this.finish(false, `timeout after ${this.timeoutMs}ms`);
+  }
+
+  /** Ends the attempt from outside (the prober is closing). */
+  abort(reason: string): void {
+    this.finish(false, reason);
   }
 
   protected fail(err: unknown): void {
@@ -62,20 +80,16 @@ export abstract class Attempt {
     if (this.settled) return;
     this.settled = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
+    this.inflight.delete(this);
     if (this.onAbort !== undefined) this.signal!.removeEventListener("abort", this.onAbort);
     this.release();
     this.resolveResult({ ok, latencyMs: performance.now() - this.startMs, reason: cutReason(reason) });
-  }
-
-  /** Stops the timer without settling: for work that continues after the verdict is known. */
-  protected get timerArmed(): boolean {
-    return this.timer !== undefined && !this.settled;
   }
 }
 
 // A module-level callback with the attempt as argument: no closure per check.
 function onAttemptTimer(a: Attempt): void {
-  (a as unknown as { timedOut(): void }).timedOut();
+  a.timedOut();
 }
 
 /** Cuts a reason shown to people to limits.maxReasonChars. */
@@ -86,12 +100,18 @@ export function cutReason(reason: string): string {
 
 // OpenSSL verification codes come as bare upper-case codes with a readable message.
 const certCodePattern = /^[A-Z][A-Z0-9_]+$/;
+// "…:error:0A0000C6:SSL routines:tls_get_more_records:packet length too long:…"
+const opensslReason = /SSL routines:[^:]*:([^:]+):/;
 
 /** The short reason for an operating error: "connect ECONNREFUSED", "read ECONNRESET". */
 export function errorReason(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
   const e = err as NodeJS.ErrnoException & { reason?: unknown };
   const code = e.code;
+  // A handshake with something that is not TLS fails inside OpenSSL; node reports it as
+  // ERR_SSL_* or as a bare EPROTO on write, the readable part buried in the message.
+  const ssl = opensslReason.exec(e.message);
+  if (ssl !== null) return `tls ${ssl[1]}`;
   if (typeof code === "string") {
     if (typeof e.syscall === "string") return `${e.syscall} ${code}`;
     // node:http reports a peer that closed mid-response as ECONNRESET "aborted" (or "socket
@@ -99,7 +119,6 @@ export function errorReason(err: unknown): string {
     if (code === "ECONNRESET") return e.message === "socket hang up" ? "socket hang up" : "read ECONNRESET";
     if (code === "ERR_TLS_CERT_ALTNAME_INVALID") return `certificate name mismatch: ${e.message}`;
     if (certCodePattern.test(code) && !code.startsWith("ERR_")) return `certificate ${e.message} (${code})`;
-    if (typeof e.reason === "string" && code.startsWith("ERR_SSL_")) return `tls ${e.reason}`;
     return `${e.message} (${code})`;
   }
   return e.message;

@@ -315,6 +315,24 @@ export class VigilNode implements ApiBackend {
     });
   }
 
+  // ── fast local lookups (agent-check, DNS) ───────────────────────────────
+
+  /** The effective state of one target, for HAProxy's agent-check; undefined when unknown. */
+  lookupTarget(pool: string, target: string): { state: Effective; reason: string } | undefined {
+    const t = this.pools.get(pool)?.targets.get(target);
+    if (t === undefined) return undefined;
+    const state = effectiveState(t.verdict, t.admin);
+    return { state, reason: t.admin !== "none" ? (t.adminReason ?? t.admin) : t.obs.lastReason };
+  }
+
+  /** The addresses to route to in a pool (after fail_open); undefined when there is no such pool. */
+  healthyTargets(pool: string): TargetAddr[] | undefined {
+    const ps = this.pools.get(pool);
+    if (ps === undefined) return undefined;
+    const keys = new Set(healthyOf(ps));
+    return ps.spec.targets.filter((a) => keys.has(a.key));
+  }
+
   // ── ApiBackend ───────────────────────────────────────────────────────────
 
   health(): unknown {
