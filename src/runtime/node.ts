@@ -1,4 +1,5 @@
 import { channel } from "node:diagnostics_channel";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { CheckResult, Prober } from "../checkers/types.ts";
 import { parsePoolDocument, poolToDocument } from "../config/load.ts";
 import type { PoolSpec, TargetAddr, VigilConfig } from "../config/types.ts";
@@ -22,6 +23,7 @@ import {
 } from "../core/verdict/verdict.ts";
 import { type ApiBackend, type ApiServer, startApiServer } from "../serve/api/server.ts";
 import { createNodeMetrics, type NodeMetrics } from "../serve/metrics.ts";
+import { EventStreams } from "../serve/sse.ts";
 import { VERSION } from "../version.ts";
 import { EventLog, type EventQuery, type VigilEvent } from "./events.ts";
 import type { Logger } from "./log.ts";
@@ -86,6 +88,7 @@ export class VigilNode implements ApiBackend {
   private api: ApiServer | undefined;
   private stopping = false;
   private readonly startedWallMs: number;
+  readonly streams: EventStreams;
   private readonly checkLabels = new Map<
     string,
     {
@@ -109,6 +112,7 @@ export class VigilNode implements ApiBackend {
     this.scheduler = new Scheduler({ maxConcurrent: config.node.maxConcurrentChecks, random: deps.random });
     this.startedWallMs = deps.clock.wallMs();
     this.events.subscribe((e) => this.metrics.eventsTotal.labels(e.type).inc());
+    this.streams = new EventStreams(this.events);
   }
 
   get apiUrl(): string {
@@ -140,6 +144,7 @@ export class VigilNode implements ApiBackend {
     const pending = [...this.inFlight.values()];
     this.log.info({ inFlight: pending.length }, "stopping: waiting for in-flight checks");
     await Promise.allSettled(pending);
+    this.streams.closeAll();
     await this.api?.close();
     await this.deps.prober.close();
     this.log.info("node stopped");
@@ -436,6 +441,21 @@ export class VigilNode implements ApiBackend {
 
   async metricsText(): Promise<{ contentType: string; text: string }> {
     return { contentType: this.metrics.registry.contentType, text: await this.metrics.registry.metrics() };
+  }
+
+  extraRoute(req: IncomingMessage, res: ServerResponse, segments: string[], url: URL): boolean {
+    if (
+      segments.length === 3 &&
+      segments[0] === "v1" &&
+      segments[1] === "events" &&
+      segments[2] === "stream"
+    ) {
+      if (req.method !== "GET")
+        throw new VigilError(ErrorCode.methodNotAllowed, "method not allowed; use GET");
+      this.streams.open(req, res, url);
+      return true;
+    }
+    return false;
   }
 
   private countStates(targets: Iterable<TargetState>): Record<Effective, number> {
