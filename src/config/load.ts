@@ -319,7 +319,9 @@ function resolvePool(
   // HAProxy: fastinter and downinter default to inter, wherever inter came from.
   const fastInterval = pick("fastIntervalMs", interval);
   const downInterval = pick("downIntervalMs", interval);
-  const timeout = pick("timeoutMs", builtin(builtinPoolDefaults.timeoutMs));
+  // The built-in timeout never exceeds the interval: `interval: 1s` alone must not be an error
+  // about a key the user did not write.
+  const timeout = pick("timeoutMs", builtin(Math.min(builtinPoolDefaults.timeoutMs, interval.value)));
   const observers = pick("observers", builtin(builtinPoolDefaults.observers));
   const verdict = pick("verdict", builtin(builtinPoolDefaults.verdict));
 
