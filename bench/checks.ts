@@ -37,7 +37,7 @@ function configFor(ports: number[], targets: number, intervalMs: number, maxConc
       .join(", ")}]`);
   }
   return `node: { name: bench, api: "127.0.0.1:0", gossip: "127.0.0.1:0", max_concurrent_checks: ${maxConcurrent} }
-defaults: { interval: ${intervalMs}ms, timeout: 2s, rise: 2, fall: 3, jitter: 0.1 }
+defaults: { interval: ${intervalMs}ms, timeout: ${Math.min(2000, intervalMs)}ms, rise: 2, fall: 3, jitter: 0.1 }
 pools:
 ${pools.join("\n")}
 `;
