@@ -1,5 +1,6 @@
 import { channel } from "node:diagnostics_channel";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { Counter } from "prom-client";
 import type { CheckResult, Prober } from "../checkers/types.ts";
 import { parsePoolDocument, poolToDocument } from "../config/load.ts";
 import type { PoolSpec, TargetAddr, VigilConfig } from "../config/types.ts";
@@ -21,6 +22,7 @@ import {
   effectiveState,
   type Health,
 } from "../core/verdict/verdict.ts";
+import { type AgentServer, agentRequestOutcomes, startAgentServer } from "../serve/agent-server.ts";
 import { type ApiBackend, type ApiServer, startApiServer } from "../serve/api/server.ts";
 import { createNodeMetrics, type NodeMetrics } from "../serve/metrics.ts";
 import { EventStreams } from "../serve/sse.ts";
@@ -86,6 +88,7 @@ export class VigilNode implements ApiBackend {
   private readonly inFlight = new Map<string, Promise<void>>();
   private readonly abort = new AbortController();
   private api: ApiServer | undefined;
+  private agent: AgentServer | undefined;
   private stopping = false;
   private readonly startedWallMs: number;
   readonly streams: EventStreams;
@@ -131,6 +134,15 @@ export class VigilNode implements ApiBackend {
       backend: this,
       onRequest: (route, code) => this.metrics.httpRequests.labels(route, String(code)).inc(),
     });
+    if (this.config.node.agent !== undefined) {
+      const [ahost, aport] = splitHostPort(this.config.node.agent);
+      this.agent = await startAgentServer({
+        host: ahost,
+        port: aport,
+        lookup: (p, t) => this.lookupTarget(p, t),
+      });
+      this.registerAgentMetrics(this.agent);
+    }
     this.log.info({ api: this.api.url, pools: this.pools.size, targets: this.byId.size }, "node started");
     this.pump();
   }
@@ -145,6 +157,7 @@ export class VigilNode implements ApiBackend {
     this.log.info({ inFlight: pending.length }, "stopping: waiting for in-flight checks");
     await Promise.allSettled(pending);
     this.streams.closeAll();
+    await this.agent?.close();
     await this.api?.close();
     await this.deps.prober.close();
     this.log.info("node stopped");
@@ -323,11 +336,37 @@ export class VigilNode implements ApiBackend {
   // ── fast local lookups (agent-check, DNS) ───────────────────────────────
 
   /** The effective state of one target, for HAProxy's agent-check; undefined when unknown. */
-  lookupTarget(pool: string, target: string): { state: Effective; reason: string } | undefined {
+  lookupTarget(
+    pool: string,
+    target: string,
+  ): { state: Effective; reason: string; health: Health } | undefined {
     const t = this.pools.get(pool)?.targets.get(target);
     if (t === undefined) return undefined;
     const state = effectiveState(t.verdict, t.admin);
-    return { state, reason: t.admin !== "none" ? (t.adminReason ?? t.admin) : t.obs.lastReason };
+    return {
+      state,
+      reason: t.admin !== "none" ? (t.adminReason ?? t.admin) : t.obs.lastReason,
+      health: t.verdict,
+    };
+  }
+
+  /** The agent-check server's address, when it runs. */
+  get agentPort(): number | undefined {
+    return this.agent?.port;
+  }
+
+  private registerAgentMetrics(agent: AgentServer): void {
+    new Counter({
+      name: "vigil_agent_requests_total",
+      help: "HAProxy agent-check connections by outcome (up, down, maint, drain, unknown, unknown_target, bad_request, idle_timeout, rejected, error).",
+      labelNames: ["result"] as const,
+      registers: [this.metrics.registry],
+      collect() {
+        // The server keeps the counts; a scrape copies them.
+        this.reset();
+        for (const o of agentRequestOutcomes) this.labels(o).inc(agent.stats.requests[o]);
+      },
+    });
   }
 
   /** The addresses to route to in a pool (after fail_open); undefined when there is no such pool. */

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { connect } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { createProber } from "../../src/checkers/index.ts";
 import { parseConfigText } from "../../src/config/load.ts";
@@ -49,7 +50,7 @@ describe("vigil agent: one node, HTTP API", () => {
     bad = await startTestOrigin(503, "nope");
     const cfg = parseConfigText(
       `
-node: { name: t1, api: "127.0.0.1:0", gossip: "127.0.0.1:0" }
+node: { name: t1, api: "127.0.0.1:0", gossip: "127.0.0.1:0", agent: "127.0.0.1:0" }
 defaults: { interval: 200ms, timeout: 150ms, rise: 2, fall: 2 }
 pools:
   web:
@@ -58,7 +59,12 @@ pools:
 `,
       "<test>",
     );
-    node = new VigilNode(cfg, { clock: systemClock, random: new SeededRandom(1), prober: createProber(), logger: silentLogger });
+    node = new VigilNode(cfg, {
+      clock: systemClock,
+      random: new SeededRandom(1),
+      prober: createProber(),
+      logger: silentLogger,
+    });
     await node.start();
     base = node.apiUrl;
   });
@@ -87,6 +93,24 @@ pools:
     assert.equal(byKey.get(bad.key)?.reason, "status 503");
     assert.deepEqual(pool.healthy, [good.key]);
     assert.equal(byKey.get(good.key)?.observers[0]?.node, "t1");
+  });
+
+  it("answers HAProxy's agent-check on node.agent from the same verdicts", async () => {
+    const ask = (line: string) =>
+      new Promise<string>((resolve, reject) => {
+        const s = connect(node.agentPort!, "127.0.0.1", () => s.write(line));
+        let out = "";
+        s.setEncoding("utf8");
+        s.on("data", (d) => (out += d));
+        s.on("end", () => resolve(out));
+        s.on("error", reject);
+      });
+    assert.equal(await ask(`web/${good.key}\n`), "up ready\n");
+    assert.equal(await ask(`web/${bad.key}\n`), "down ready #status 503\n");
+    assert.equal(await ask("web/127.0.0.1:1\n"), "\n", "unknown target: no state change");
+    const text = await (await fetch(`${base}/metrics`)).text();
+    assert.match(text, /vigil_agent_requests_total\{result="up"\} 1/);
+    assert.match(text, /vigil_agent_requests_total\{result="unknown_target"\} 1/);
   });
 
   it("GET /v1/pools counts targets by state", async () => {
@@ -161,7 +185,10 @@ pools:
     assert.equal(huge.status, 413);
     const ctype = await send("PUT", "/v1/pools/cache", "x", { "content-type": "application/xml" });
     assert.equal(ctype.status, 415);
-    const badName = await send("PUT", "/v1/pools/Bad%20Name", { check: { type: "tcp" }, targets: [good.key] });
+    const badName = await send("PUT", "/v1/pools/Bad%20Name", {
+      check: { type: "tcp" },
+      targets: [good.key],
+    });
     assert.equal(badName.status, 400);
     const method = await send("POST", "/v1/pools/cache", {});
     assert.equal(method.status, 405);
@@ -177,7 +204,10 @@ pools:
   });
 
   it("admin maint takes a target out of healthy and shows as its state; none restores it", async () => {
-    const r = await send("PUT", `/v1/pools/web/targets/${good.key}/admin`, { state: "maint", reason: "deploy" });
+    const r = await send("PUT", `/v1/pools/web/targets/${good.key}/admin`, {
+      state: "maint",
+      reason: "deploy",
+    });
     assert.equal(r.status, 200);
     assert.equal(r.body.state, "maint");
     const p = (await get("/v1/pools/web")).body as unknown as PoolView;

@@ -1,0 +1,245 @@
+// The HAProxy agent-check server: the TCP shell around src/core/agent-check/codec.ts. HAProxy
+// connects every `agent-inter`, sends its `agent-send` line, reads one line and expects the
+// connection to close. One connection, one answer; nothing is kept between connections.
+//
+// Everything that is not a clear answer about a known target is an empty line, which HAProxy
+// reads as "No status change": an unknown target, a bad line, an `unknown` verdict, a lookup that
+// failed. Silence would also change nothing (HAProxy ignores agent timeouts and empty responses),
+// but an explicit empty line ends HAProxy's check at once instead of at its timeout.
+
+import { createServer, type Server, type Socket } from "node:net";
+import {
+  type AgentDecodeStep,
+  AgentRequestDecoder,
+  type AgentRequestErrorKind,
+  type AgentVerdict,
+  formatAgentReply,
+  maxAgentRequestBytes,
+  noChangeReply,
+} from "../core/agent-check/codec.ts";
+import { assert } from "../core/assert.ts";
+
+/** Connections served at once. HAProxy opens one per server per `agent-inter`, each lives a few
+ * milliseconds; 1024 covers thousands of servers at 2 s. More are closed at once and counted. */
+export const agentMaxConnectionsDefault = 1024;
+
+/** How long a connection may take to deliver its request line, from accept. HAProxy sends its
+ * line right after connecting; a client that has not within 2 s is stuck or hostile. */
+export const agentIdleTimeoutMsDefault = 2_000;
+
+/** The node's view of one target; undefined when the node knows no such pool or target. */
+export type AgentLookup = (pool: string, target: string) => AgentVerdict | undefined;
+
+export interface AgentServerOptions {
+  host: string;
+  port: number;
+  lookup: AgentLookup;
+  maxConnections?: number;
+  /** Deadline for the whole request line, counted from accept, so a client trickling one byte
+   * at a time is cut off as surely as a silent one. */
+  idleTimeoutMs?: number;
+}
+
+/** How one connection ended: its verdict's state when answered, or why it got no answer. */
+export type AgentRequestOutcome =
+  | "up"
+  | "down"
+  | "unknown"
+  | "maint"
+  | "drain"
+  | "unknown_target"
+  | "bad_request"
+  | "idle_timeout"
+  | "rejected"
+  | "error";
+
+export const agentRequestOutcomes: readonly AgentRequestOutcome[] = [
+  "up",
+  "down",
+  "unknown",
+  "maint",
+  "drain",
+  "unknown_target",
+  "bad_request",
+  "idle_timeout",
+  "rejected",
+  "error",
+];
+
+/**
+ * Counters for `vigil_agent_requests_total{result}`: `requests` by outcome (every accepted or
+ * rejected connection ends in exactly one), the named totals derived from it, and the gauge of
+ * open connections. Read live; never reset.
+ */
+export interface AgentServerStats {
+  readonly requests: Readonly<Record<AgentRequestOutcome, number>>;
+  /** Requests answered with a verdict (up, down, unknown, maint, drain). */
+  readonly answered: number;
+  readonly unknownTargets: number;
+  readonly badRequests: number;
+  /** Bad requests by what was wrong with them. */
+  readonly badRequestKinds: Readonly<Record<AgentRequestErrorKind, number>>;
+  readonly idleTimeouts: number;
+  /** Connections closed on accept because `maxConnections` were already open. */
+  readonly rejectedConnections: number;
+  /** Socket errors, and lookups that threw. */
+  readonly errors: number;
+  readonly activeConnections: number;
+}
+
+export interface AgentServer {
+  readonly port: number;
+  readonly host: string;
+  readonly stats: AgentServerStats;
+  close(): Promise<void>;
+}
+
+class Counters implements AgentServerStats {
+  readonly requests: Record<AgentRequestOutcome, number> = {
+    up: 0,
+    down: 0,
+    unknown: 0,
+    maint: 0,
+    drain: 0,
+    unknown_target: 0,
+    bad_request: 0,
+    idle_timeout: 0,
+    rejected: 0,
+    error: 0,
+  };
+  readonly badRequestKinds: Record<AgentRequestErrorKind, number> = {
+    line_too_long: 0,
+    empty: 0,
+    bad_bytes: 0,
+    bad_format: 0,
+    bad_pool: 0,
+    bad_target: 0,
+    incomplete: 0,
+  };
+  activeConnections = 0;
+  get answered(): number {
+    const r = this.requests;
+    return r.up + r.down + r.unknown + r.maint + r.drain;
+  }
+  get unknownTargets(): number {
+    return this.requests.unknown_target;
+  }
+  get badRequests(): number {
+    return this.requests.bad_request;
+  }
+  get idleTimeouts(): number {
+    return this.requests.idle_timeout;
+  }
+  get rejectedConnections(): number {
+    return this.requests.rejected;
+  }
+  get errors(): number {
+    return this.requests.error;
+  }
+}
+
+const verdictStates = new Set<AgentRequestOutcome>(["up", "down", "unknown", "maint", "drain"]);
+
+export async function startAgentServer(opts: AgentServerOptions): Promise<AgentServer> {
+  const maxConnections = opts.maxConnections ?? agentMaxConnectionsDefault;
+  const idleTimeoutMs = opts.idleTimeoutMs ?? agentIdleTimeoutMsDefault;
+  assert(Number.isInteger(maxConnections) && maxConnections >= 1, "maxConnections must be an integer ≥ 1");
+  assert(Number.isFinite(idleTimeoutMs) && idleTimeoutMs > 0, "idleTimeoutMs must be positive");
+  const stats = new Counters();
+  const open = new Set<Socket>();
+
+  const serve = (socket: Socket): void => {
+    if (open.size >= maxConnections) {
+      stats.requests.rejected++;
+      socket.on("error", () => {});
+      socket.destroy();
+      return;
+    }
+    open.add(socket);
+    stats.activeConnections = open.size;
+    socket.setNoDelay(true);
+    const decoder = new AgentRequestDecoder(maxAgentRequestBytes);
+    // Exactly one outcome per connection; the first one to happen wins.
+    let outcome: AgentRequestOutcome | undefined;
+    const settle = (o: AgentRequestOutcome): void => {
+      if (outcome !== undefined) return;
+      outcome = o;
+      stats.requests[o]++;
+    };
+    const timer = setTimeout(() => {
+      settle("idle_timeout");
+      socket.destroy();
+    }, idleTimeoutMs);
+
+    const answer = (step: AgentDecodeStep): void => {
+      if (step.type !== "done" || outcome !== undefined) return;
+      const { result } = step;
+      if (!result.ok) {
+        settle("bad_request");
+        stats.badRequestKinds[result.error.kind]++;
+        socket.end(noChangeReply);
+        return;
+      }
+      let verdict: AgentVerdict | undefined;
+      try {
+        verdict = opts.lookup(result.request.pool, result.request.target);
+      } catch {
+        // A node that is stopping or a broken lookup must not take HAProxy's servers down.
+        settle("error");
+        socket.end(noChangeReply);
+        return;
+      }
+      if (verdict === undefined) settle("unknown_target");
+      else settle(verdictStates.has(verdict.state) ? verdict.state : "unknown");
+      socket.end(formatAgentReply(verdict));
+    };
+
+    socket.on("data", (chunk: Buffer) => answer(decoder.push(chunk)));
+    socket.on("end", () => {
+      answer(decoder.end());
+      // Already decided before the peer's FIN (a timeout, say): close our side too.
+      if (!socket.writableEnded) socket.end();
+    });
+    socket.on("error", () => {
+      settle("error");
+      socket.destroy();
+    });
+    socket.on("close", () => {
+      clearTimeout(timer);
+      // A peer that reset the connection before deciding anything.
+      settle("error");
+      open.delete(socket);
+      stats.activeConnections = open.size;
+    });
+  };
+
+  // allowHalfOpen: a client that sends its line and shuts its side at once (`printf … | nc -N`)
+  // still gets the answer.
+  const server: Server = createServer({ allowHalfOpen: true }, serve);
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port, opts.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  // After listening, an accept that fails (EMFILE) is one connection lost, not a reason to crash.
+  server.on("error", () => {
+    stats.requests.error++;
+  });
+  const address = server.address();
+  assert(address !== null && typeof address === "object", "agent server listens on TCP");
+  let closing: Promise<void> | undefined;
+  return {
+    port: address.port,
+    host: opts.host,
+    stats,
+    close: () => {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of open) s.destroy();
+      });
+      return closing;
+    },
+  };
+}
