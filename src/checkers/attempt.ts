@@ -102,11 +102,15 @@ export function cutReason(reason: string): string {
 const certCodePattern = /^[A-Z][A-Z0-9_]+$/;
 // "…:error:0A0000C6:SSL routines:tls_get_more_records:packet length too long:…"
 const opensslReason = /SSL routines:[^:]*:([^:]+):/;
+const maxCauseDepth = 4;
 
 /** The short reason for an operating error: "connect ECONNREFUSED", "read ECONNRESET". */
 export function errorReason(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
-  const e = err as NodeJS.ErrnoException & { reason?: unknown };
+  // Wrappers such as http2's "pending stream has been canceled" carry the socket error as
+  // their cause: the cause is what an operator needs. The depth bound guards a cyclic chain.
+  let e = err as NodeJS.ErrnoException;
+  for (let depth = 0; depth < maxCauseDepth && e.cause instanceof Error; depth++) e = e.cause;
   const code = e.code;
   // A handshake with something that is not TLS fails inside OpenSSL; node reports it as
   // ERR_SSL_* or as a bare EPROTO on write, the readable part buried in the message.
@@ -114,11 +118,12 @@ export function errorReason(err: unknown): string {
   if (ssl !== null) return `tls ${ssl[1]}`;
   if (typeof code === "string") {
     if (typeof e.syscall === "string") return `${e.syscall} ${code}`;
-    // node:http reports a peer that closed mid-response as ECONNRESET "aborted" (or "socket
-    // hang up" before the response): for an operator both are a reset while reading.
+    // node:http reports a peer that closed mid-response as ECONNRESET "aborted": a reset
+    // while reading. One that closed before any response is the familiar "socket hang up".
     if (code === "ECONNRESET") return e.message === "socket hang up" ? "socket hang up" : "read ECONNRESET";
     if (code === "ERR_TLS_CERT_ALTNAME_INVALID") return `certificate name mismatch: ${e.message}`;
-    if (certCodePattern.test(code) && !code.startsWith("ERR_")) return `certificate ${e.message} (${code})`;
+    if (certCodePattern.test(code) && !code.startsWith("ERR_"))
+      return `certificate not trusted: ${e.message} (${code})`;
     return `${e.message} (${code})`;
   }
   return e.message;

@@ -178,7 +178,7 @@ function duration(what: string, minMs: number, maxMs: number) {
 
 // ── pools ──
 
-export const poolNamePattern = /^[a-z0-9][a-z0-9_-]{0,127}$/;
+export const poolNamePattern = /^[a-z0-9][a-z0-9_-]{0,61}$/;
 const poolNameWhat = `a pool name of lowercase letters, digits, "-" and "_", starting with a letter or digit, at most ${limits.maxPoolNameChars} characters`;
 
 /** Why `name` cannot be a pool name, or undefined when it can. Pool names become DNS labels and URL segments. */

@@ -26,7 +26,8 @@ export const limits = {
   maxConfigBytes: 16 * 1024 * 1024,
   maxPoolsPerCluster: 10_000,
   maxTargetsPerPool: 100_000,
-  maxPoolNameChars: 128,
+  /** Pool names are DNS labels (`_<pool>._tcp.service.vigil.`): 63 bytes with the underscore. */
+  maxPoolNameChars: 62,
   maxHeaderCount: 64,
   /** Request bodies larger than this get 413. */
   maxApiBodyBytes: 4 * 1024 * 1024,

@@ -1,34 +1,28 @@
 import { channel } from "node:diagnostics_channel";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { Counter } from "prom-client";
+import { Counter, Gauge, Histogram } from "prom-client";
 import type { CheckResult, Prober } from "../checkers/types.ts";
 import { parsePoolDocument, poolToDocument } from "../config/load.ts";
 import type { PoolSpec, TargetAddr, VigilConfig } from "../config/types.ts";
 import type { Clock } from "../core/clock.ts";
 import { ErrorCode, VigilError } from "../core/errors.ts";
 import { limits } from "../core/limits.ts";
-import {
-  applyResult,
-  checkMode,
-  initialObservation,
-  type Observation,
-} from "../core/observation/observation.ts";
+import { membershipConfig } from "../core/membership/config.ts";
+import { Membership } from "../core/membership/membership.ts";
+import type { MembershipEvent, MemberView } from "../core/membership/types.ts";
+import { type CoreOutput, NodeCore } from "../core/node/node-core.ts";
 import type { Random } from "../core/random.ts";
-import { Scheduler } from "../core/scheduler/scheduler.ts";
-import {
-  type AdminState,
-  computeVerdict,
-  type Effective,
-  effectiveState,
-  type Health,
-} from "../core/verdict/verdict.ts";
+import type { AdminState, Effective, Health } from "../core/verdict/verdict.ts";
 import { type AgentServer, agentRequestOutcomes, startAgentServer } from "../serve/agent-server.ts";
 import { type ApiBackend, type ApiServer, startApiServer } from "../serve/api/server.ts";
+import { type DnsServer, startDnsServer } from "../serve/dns-server.ts";
 import { createNodeMetrics, type NodeMetrics } from "../serve/metrics.ts";
 import { EventStreams } from "../serve/sse.ts";
 import { VERSION } from "../version.ts";
-import { EventLog, type EventQuery, type VigilEvent } from "./events.ts";
+import { EventLog, type EventQuery, type EventType, type VigilEvent } from "./events.ts";
 import type { Logger } from "./log.ts";
+import { Keyring } from "./transport/keyring.ts";
+import { splitAddr, UdpTcpTransport } from "./transport/udp-tcp.ts";
 
 /** diagnostics_channel names for what benchmarks and tracers watch, free when unwatched. */
 export const checkStartChannel = channel("vigil:check:start");
@@ -41,57 +35,84 @@ export interface NodeDeps {
   logger: Logger;
 }
 
-interface RecentResult {
-  ts: number;
-  ok: boolean;
-  latencyMs: number;
-  reason: string;
+/** Stream frames are multiplexed by their first byte. */
+const CHANNEL_MEMBERSHIP = 0x4d; // "M"
+const CHANNEL_REPLICATION = 0x52; // "R"
+/** How long a graceful leave may take to gossip before the node stops anyway. */
+const LEAVE_WAIT_MS = 2_000;
+/** Replication sync streams time out after this. */
+const SYNC_TIMEOUT_MS = 10_000;
+
+/** What a node says about itself in gossip metadata (≤ limits.maxMetaBytes). */
+interface NodeMeta {
+  zone: string;
+  weight: number;
+  api: string;
+  version: string;
 }
 
-/** Everything this node knows about one target. */
-interface TargetState {
-  id: string; // `<pool>/<host:port>`
-  pool: string;
-  addr: TargetAddr;
-  /** This node's own observation (rise/fall state machine). */
-  obs: Observation;
-  recent: RecentResult[];
-  verdict: Health;
-  /** Wall-clock ms of the last verdict change. */
-  verdictSinceMs: number;
-  admin: AdminState;
-  adminReason: string | undefined;
+function encodeMeta(m: NodeMeta): Uint8Array {
+  const bytes = new TextEncoder().encode(JSON.stringify({ z: m.zone, w: m.weight, a: m.api, v: m.version }));
+  if (bytes.length > limits.maxMetaBytes)
+    throw new VigilError(ErrorCode.config, "node metadata exceeds 512 bytes");
+  return bytes;
 }
 
-interface PoolState {
-  spec: PoolSpec;
-  doc: unknown;
-  targets: Map<string, TargetState>; // by host:port key
+function decodeMeta(b: Uint8Array): NodeMeta {
+  try {
+    const o = JSON.parse(new TextDecoder().decode(b)) as {
+      z?: unknown;
+      w?: unknown;
+      a?: unknown;
+      v?: unknown;
+    };
+    return {
+      zone: typeof o.z === "string" ? o.z : "default",
+      weight: typeof o.w === "number" && o.w > 0 ? o.w : 1,
+      api: typeof o.a === "string" ? o.a : "",
+      version: typeof o.v === "string" ? o.v : "",
+    };
+  } catch {
+    return { zone: "default", weight: 1, api: "", version: "" };
+  }
 }
+
+const memberEventTypes: Partial<Record<string, EventType>> = {
+  "member.joined": "member.joined",
+  "member.alive": "member.alive",
+  "member.suspect": "member.suspect",
+  "member.dead": "member.dead",
+  "member.left": "member.left",
+  "member.updated": "member.updated",
+};
 
 /**
- * One Vigil node: the imperative shell around the sans-IO core. It owns the real sockets
- * (API server), the one timer driving the scheduler, the checkers, and the event log.
+ * One Vigil node: the imperative shell around the sans-IO cores (membership and the node
+ * core). It owns the sockets, the one timer, the checkers and the servers, and carries out
+ * what the cores ask for.
  */
 export class VigilNode implements ApiBackend {
   readonly config: VigilConfig;
   readonly name: string;
   readonly events: EventLog;
   readonly metrics: NodeMetrics;
+  readonly streams: EventStreams;
+  readonly core: NodeCore;
+  private membership: Membership | undefined;
+  private transport: UdpTcpTransport | undefined;
   private readonly deps: NodeDeps;
   private readonly log: Logger;
-  private readonly pools = new Map<string, PoolState>();
-  private readonly byId = new Map<string, TargetState>();
-  private readonly scheduler: Scheduler;
   private timer: NodeJS.Timeout | undefined;
   private timerAtMs = Number.POSITIVE_INFINITY;
   private readonly inFlight = new Map<string, Promise<void>>();
   private readonly abort = new AbortController();
   private api: ApiServer | undefined;
   private agent: AgentServer | undefined;
+  private dns: DnsServer | undefined;
   private stopping = false;
+  private pumping = false;
+  private leaveDone: (() => void) | undefined;
   private readonly startedWallMs: number;
-  readonly streams: EventStreams;
   private readonly checkLabels = new Map<
     string,
     {
@@ -107,15 +128,28 @@ export class VigilNode implements ApiBackend {
     this.deps = deps;
     this.log = deps.logger.child({ node: this.name });
     this.events = new EventLog();
-    this.metrics = createNodeMetrics({
-      targetCounts: () => this.countStates(this.byId.values()),
-      checksInFlight: () => this.inFlight.size,
-      checksQueued: () => this.scheduler.stats().queued,
+    const profile = membershipConfig(config.node.profile);
+    this.core = new NodeCore({
+      name: this.name,
+      zone: config.node.zone,
+      weight: config.node.weight,
+      random: deps.random,
+      maxConcurrentChecks: config.node.maxConcurrentChecks,
+      // A boot epoch: the counter only grows across restarts without reading anything back.
+      counterStart: Math.floor(deps.clock.wallMs()) * 1000,
+      parsePool: (name, doc) => parsePoolDocument(name, doc),
+      antiEntropyIntervalMs: Math.min(profile.pushPullIntervalMs, 10_000),
+      retransmitMult: profile.retransmitMult,
     });
-    this.scheduler = new Scheduler({ maxConcurrent: config.node.maxConcurrentChecks, random: deps.random });
+    this.metrics = createNodeMetrics({
+      targetCounts: () => this.countStates(this.core.allTargets()),
+      checksInFlight: () => this.inFlight.size,
+      checksQueued: () => this.core.scheduler.stats().queued,
+    });
     this.startedWallMs = deps.clock.wallMs();
     this.events.subscribe((e) => this.metrics.eventsTotal.labels(e.type).inc());
     this.streams = new EventStreams(this.events);
+    this.registerClusterMetrics();
   }
 
   get apiUrl(): string {
@@ -123,33 +157,118 @@ export class VigilNode implements ApiBackend {
     return this.api.url;
   }
 
+  /** The gossip address actually bound (port 0 in the config picks one). */
+  get gossipAddr(): string {
+    if (this.transport === undefined) throw new Error("invariant: node not started");
+    return this.transport.localAddr;
+  }
+
+  get agentPort(): number | undefined {
+    return this.agent?.port;
+  }
+
+  get dnsPort(): number | undefined {
+    return this.dns?.port;
+  }
+
+  private now(): number {
+    return this.deps.clock.nowMs();
+  }
+
+  private wall(): number {
+    return this.deps.clock.wallMs();
+  }
+
   async start(): Promise<void> {
-    for (const [name, spec] of this.config.pools) {
-      this.applyPool(spec, this.config.rawPools.get(name) ?? poolToDocument(spec), "config");
-    }
-    const [host, port] = splitHostPort(this.config.node.api);
+    const n = this.config.node;
+    const [ghost, gport] = splitAddr(n.gossip);
+    const keyring = n.encryptKeys.length > 0 ? new Keyring(n.encryptKeys, "vigil") : undefined;
+    this.transport = await UdpTcpTransport.listen({
+      host: ghost,
+      port: gport,
+      ...(keyring === undefined ? {} : { keyring }),
+      handlers: {
+        onPacket: (from, bytes) => {
+          this.membership?.handlePacket(this.now(), from, bytes);
+          this.pump();
+        },
+        onStream: (from, bytes) => {
+          const reply = this.handleStream(from, bytes);
+          this.pump();
+          return reply;
+        },
+      },
+    });
+    const [ahost, aport] = splitAddr(n.api);
     this.api = await startApiServer({
-      host,
-      port,
+      host: ahost,
+      port: aport,
       backend: this,
       onRequest: (route, code) => this.metrics.httpRequests.labels(route, String(code)).inc(),
     });
-    if (this.config.node.agent !== undefined) {
-      const [ahost, aport] = splitHostPort(this.config.node.agent);
+    this.membership = new Membership({
+      name: this.name,
+      addr: this.transport.localAddr,
+      now: this.now(),
+      random: this.deps.random,
+      config: membershipConfig(n.profile),
+      meta: encodeMeta({ zone: n.zone, weight: n.weight, api: this.api.url, version: VERSION }),
+      delegate: {
+        getBroadcasts: (overhead, limit) => this.core.getBroadcasts(overhead, limit),
+        notifyMsg: (_from, payload) => this.core.notifyMsg(payload, this.now(), this.wall()),
+        localState: () => new Uint8Array(0),
+        mergeRemoteState: () => {},
+      },
+    });
+    for (const [name, spec] of this.config.pools) {
+      this.core.putPool(name, this.config.rawPools.get(name) ?? spec, this.now(), this.wall(), "config");
+    }
+    if (n.agent !== undefined) {
+      const [h, p] = splitAddr(n.agent);
       this.agent = await startAgentServer({
-        host: ahost,
-        port: aport,
-        lookup: (p, t) => this.lookupTarget(p, t),
+        host: h,
+        port: p,
+        lookup: (pool, t) => this.lookupTarget(pool, t),
       });
       this.registerAgentMetrics(this.agent);
     }
-    this.log.info({ api: this.api.url, pools: this.pools.size, targets: this.byId.size }, "node started");
+    if (n.dns !== undefined) {
+      const [h, p] = splitAddr(n.dns);
+      this.dns = await startDnsServer({
+        host: h,
+        port: p,
+        lookup: (pool) => {
+          const targets = this.core.healthy(pool);
+          return targets === undefined
+            ? undefined
+            : { targets: targets.map((t) => ({ host: t.host, port: t.port })) };
+        },
+      });
+    }
+    if (n.join.length > 0) this.membership.join(this.now(), n.join);
+    this.log.info(
+      {
+        api: this.api.url,
+        gossip: this.transport.localAddr,
+        pools: this.core.poolNames().length,
+        join: n.join,
+      },
+      "node started",
+    );
     this.pump();
   }
 
-  /** Stop scheduling, let in-flight checks finish or time out, close the servers. */
+  /** Leave the cluster, stop scheduling, let in-flight checks finish or time out, close servers. */
   async stop(): Promise<void> {
     if (this.stopping) return;
+    if (this.membership !== undefined && this.transport !== undefined) {
+      const left = new Promise<void>((resolve) => {
+        this.leaveDone = resolve;
+      });
+      this.membership.leave(this.now());
+      this.pump();
+      await Promise.race([left, new Promise((r) => setTimeout(r, LEAVE_WAIT_MS).unref())]);
+    }
     this.stopping = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
@@ -157,80 +276,52 @@ export class VigilNode implements ApiBackend {
     this.log.info({ inFlight: pending.length }, "stopping: waiting for in-flight checks");
     await Promise.allSettled(pending);
     this.streams.closeAll();
-    await this.agent?.close();
-    await this.api?.close();
+    await Promise.all([this.agent?.close(), this.dns?.close(), this.api?.close(), this.transport?.close()]);
     await this.deps.prober.close();
     this.log.info("node stopped");
   }
 
-  // ── pools ────────────────────────────────────────────────────────────────
+  // ── the loop: one timer at the earliest deadline of either core ─────────
 
-  private applyPool(spec: PoolSpec, doc: unknown, origin: "config" | "api"): { created: boolean } {
-    const now = this.deps.clock.nowMs();
-    const wall = this.deps.clock.wallMs();
-    const existing = this.pools.get(spec.name);
-    const ps: PoolState = existing ?? { spec, doc, targets: new Map() };
-    ps.spec = spec;
-    ps.doc = doc;
-    const keep = new Set(spec.targets.map((t) => t.key));
-    if (existing !== undefined) {
-      for (const [key, t] of existing.targets) {
-        if (!keep.has(key)) this.removeTarget(ps, t, now);
-      }
+  private handleStream(from: string, bytes: Uint8Array): Uint8Array | undefined {
+    if (bytes.length === 0) return undefined;
+    const body = bytes.subarray(1);
+    if (bytes[0] === CHANNEL_MEMBERSHIP) {
+      const reply = this.membership?.handleStream(this.now(), from, body);
+      return reply === undefined ? undefined : prefixed(CHANNEL_MEMBERSHIP, reply);
     }
-    for (const addr of spec.targets) {
-      let t = ps.targets.get(addr.key);
-      if (t === undefined) {
-        t = {
-          id: `${spec.name}/${addr.key}`,
-          pool: spec.name,
-          addr,
-          obs: initialObservation(),
-          recent: [],
-          verdict: "unknown",
-          verdictSinceMs: wall,
-          admin: "none",
-          adminReason: undefined,
-        };
-        ps.targets.set(addr.key, t);
-        this.byId.set(t.id, t);
-      }
-      this.scheduler.upsert(t.id, timingOf(spec), now);
-      this.scheduler.setMode(t.id, checkMode(t.obs), now);
+    if (bytes[0] === CHANNEL_REPLICATION) {
+      const reply = this.core.handleSync(body, this.now(), this.wall());
+      return reply === undefined ? undefined : prefixed(CHANNEL_REPLICATION, reply);
     }
-    this.pools.set(spec.name, ps);
-    this.events.append(wall, {
-      type: existing === undefined ? "pool.created" : "pool.updated",
-      pool: spec.name,
-      node: this.name,
-      cause: origin,
-      targets: spec.targets.length,
-    });
-    this.pump();
-    return { created: existing === undefined };
+    return undefined;
   }
 
-  private removeTarget(ps: PoolState, t: TargetState, now: number): void {
-    this.scheduler.remove(t.id, now);
-    ps.targets.delete(t.addr.key);
-    this.byId.delete(t.id);
-  }
-
-  // ── the check loop ───────────────────────────────────────────────────────
-
-  /** Start every check that is due, then re-arm the one timer at the next deadline. */
+  /** Runs both cores until they have nothing more to say, then re-arms the timer. */
   private pump(): void {
-    if (this.stopping) return;
-    const now = this.deps.clock.nowMs();
-    const { start } = this.scheduler.poll(now);
-    for (const s of start) this.startCheck(s.key, s.lagMs);
-    this.arm(now);
+    if (this.stopping || this.pumping) return;
+    this.pumping = true;
+    try {
+      const m = this.membership;
+      if (m !== undefined) {
+        m.tick(this.now());
+        for (let o = m.poll(); o !== undefined; o = m.poll()) this.membershipOutput(o);
+      }
+      // Read the clock again: handling membership output advanced the core already.
+      this.core.tick(this.now(), this.wall());
+      for (const o of this.core.drain()) this.coreOutput(o);
+      this.arm(this.now());
+    } finally {
+      this.pumping = false;
+    }
   }
 
   private arm(now: number): void {
-    const next = this.scheduler.nextDeadline();
-    if (next === undefined) return;
-    // Keep the armed timer when it already fires no later than needed.
+    const next = Math.min(
+      this.core.nextDeadline(),
+      this.membership?.nextDeadline() ?? Number.POSITIVE_INFINITY,
+    );
+    if (!Number.isFinite(next)) return;
     if (this.timer !== undefined && this.timerAtMs <= next) return;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timerAtMs = next;
@@ -244,18 +335,101 @@ export class VigilNode implements ApiBackend {
     );
   }
 
-  private startCheck(id: string, lagMs: number): void {
-    const t = this.byId.get(id);
-    const ps = t === undefined ? undefined : this.pools.get(t.pool);
-    if (t === undefined || ps === undefined) {
-      this.scheduler.complete(id, this.deps.clock.nowMs());
+  private membershipOutput(o: ReturnType<Membership["poll"]> & object): void {
+    const t = this.transport!;
+    switch (o.kind) {
+      case "send":
+        t.send(o.to, o.bytes);
+        return;
+      case "stream":
+        t.request(o.to, prefixed(CHANNEL_MEMBERSHIP, o.bytes), SYNC_TIMEOUT_MS).then(
+          (reply) => {
+            this.membership?.handleStreamReply(this.now(), o.reqId, unprefixed(CHANNEL_MEMBERSHIP, reply));
+            this.pump();
+          },
+          (err: Error) => {
+            this.membership?.handleStreamReply(this.now(), o.reqId, err);
+            this.pump();
+          },
+        );
+        return;
+      case "event":
+        this.membershipEvent(o.event);
+        return;
+    }
+  }
+
+  private membershipEvent(e: MembershipEvent): void {
+    if (e.type === "leave.done") {
+      this.leaveDone?.();
       return;
     }
+    if (e.type === "join.done") {
+      this.log.info({ contacted: e.contacted, failed: e.failed }, "join finished");
+      this.core.syncSoon();
+      return;
+    }
+    const m = e.member;
+    if (e.type === "member.reaped") {
+      this.core.memberReaped(m.name, this.now(), this.wall());
+      return;
+    }
+    const meta = decodeMeta(m.meta);
+    this.core.memberUpdate(
+      { name: m.name, zone: meta.zone, weight: meta.weight, state: m.state },
+      this.now(),
+      this.wall(),
+    );
+    const type = memberEventTypes[e.type];
+    if (type !== undefined) {
+      this.events.append(this.wall(), { type, node: m.name, incarnation: m.incarnation, cause: m.state });
+      this.log.info({ member: m.name, state: m.state, incarnation: m.incarnation }, e.type);
+    }
+  }
+
+  private coreOutput(o: CoreOutput): void {
+    switch (o.kind) {
+      case "check":
+        this.startCheck(o.id, o.spec, o.target, o.lagMs);
+        return;
+      case "event": {
+        const { ts, ...rest } = o.event;
+        this.events.append(ts, rest as Omit<VigilEvent, "seq" | "ts">);
+        return;
+      }
+      case "sync": {
+        const addr = this.membership?.member(o.to)?.addr;
+        if (addr === undefined) {
+          this.core.handleSyncReply(o.reqId, new Error(`no address for ${o.to}`), this.now(), this.wall());
+          return;
+        }
+        this.transport!.request(addr, prefixed(CHANNEL_REPLICATION, o.bytes), SYNC_TIMEOUT_MS).then(
+          (reply) => {
+            this.core.handleSyncReply(
+              o.reqId,
+              unprefixed(CHANNEL_REPLICATION, reply),
+              this.now(),
+              this.wall(),
+            );
+            this.pump();
+          },
+          (err: Error) => {
+            this.core.handleSyncReply(o.reqId, err, this.now(), this.wall());
+            this.pump();
+          },
+        );
+        return;
+      }
+      case "counter":
+        return; // persisted by the store when it is configured (boot epochs cover restarts)
+    }
+  }
+
+  private startCheck(id: string, spec: PoolSpec, target: TargetAddr, lagMs: number): void {
     this.metrics.schedulerLag.observe(lagMs / 1000);
     if (checkStartChannel.hasSubscribers) checkStartChannel.publish({ node: this.name, id, lagMs });
-    const spec = ps.spec;
     const p = this.deps.prober
-      .check({ spec: spec.check, target: t.addr, timeoutMs: spec.timeoutMs, signal: this.abort.signal })
+      .check({ spec: spec.check, target, timeoutMs: spec.timeoutMs, signal: this.abort.signal })
       .then(
         (r) => this.finishCheck(id, spec, r),
         (err: unknown) =>
@@ -270,7 +444,6 @@ export class VigilNode implements ApiBackend {
 
   private finishCheck(id: string, spec: PoolSpec, r: CheckResult): void {
     this.inFlight.delete(id);
-    const now = this.deps.clock.nowMs();
     let lbl = this.checkLabels.get(spec.name);
     if (lbl === undefined) {
       lbl = {
@@ -281,78 +454,136 @@ export class VigilNode implements ApiBackend {
       this.checkLabels.set(spec.name, lbl);
     }
     (r.ok ? lbl.ok : lbl.fail).inc();
-    if (checkFinishChannel.hasSubscribers) checkFinishChannel.publish({ node: this.name, id, result: r });
     lbl.dur.observe(r.latencyMs / 1000);
-
-    const t = this.byId.get(id);
-    // The pool changed or the target left while the check ran: its result no longer counts.
-    if (t !== undefined && this.pools.get(t.pool)?.spec === spec) {
-      const wall = this.deps.clock.wallMs();
-      t.recent.push({ ts: wall, ok: r.ok, latencyMs: r.latencyMs, reason: r.reason });
-      if (t.recent.length > limits.recentResultsPerTarget) t.recent.shift();
-      const { next, transition } = applyResult(t.obs, r, spec, wall);
-      t.obs = next;
-      if (transition !== undefined) {
-        this.events.append(wall, {
-          type: "observation.changed",
-          pool: t.pool,
-          target: t.addr.key,
-          node: this.name,
-          from: transition.from,
-          to: transition.to,
-          cause: transition.cause,
-        });
-        this.recomputeVerdict(t, spec, wall);
-      }
-      this.scheduler.complete(id, now, checkMode(t.obs));
-    } else {
-      this.scheduler.complete(id, now);
-    }
+    if (checkFinishChannel.hasSubscribers) checkFinishChannel.publish({ node: this.name, id, result: r });
+    if (this.stopping) return;
+    this.core.checkDone(id, spec, r, this.now(), this.wall());
     this.pump();
-  }
-
-  /** The observations that vote on a target. One node for now: its own. */
-  private votes(t: TargetState): Health[] {
-    return [t.obs.state];
-  }
-
-  private recomputeVerdict(t: TargetState, spec: PoolSpec, wall: number): void {
-    const v = computeVerdict(spec.verdict, this.votes(t), t.verdict);
-    if (v === t.verdict) return;
-    const from = t.verdict;
-    t.verdict = v;
-    t.verdictSinceMs = wall;
-    this.events.append(wall, {
-      type: "verdict.changed",
-      pool: t.pool,
-      target: t.addr.key,
-      node: this.name,
-      from,
-      to: v,
-      cause: t.obs.lastReason,
-    });
   }
 
   // ── fast local lookups (agent-check, DNS) ───────────────────────────────
 
-  /** The effective state of one target, for HAProxy's agent-check; undefined when unknown. */
   lookupTarget(
     pool: string,
     target: string,
   ): { state: Effective; reason: string; health: Health } | undefined {
-    const t = this.pools.get(pool)?.targets.get(target);
+    const t = this.core.target(pool, target);
     if (t === undefined) return undefined;
-    const state = effectiveState(t.verdict, t.admin);
-    return {
-      state,
-      reason: t.admin !== "none" ? (t.adminReason ?? t.admin) : t.obs.lastReason,
-      health: t.verdict,
-    };
+    const admin = this.core.admin(t.id);
+    const state = this.core.effective(t);
+    let reason = admin.state !== "none" ? (admin.reason ?? admin.state) : "";
+    if (reason === "") {
+      const v = this.core.view(t);
+      reason = v.reason;
+    }
+    return { state, reason, health: t.verdict };
   }
 
-  /** The agent-check server's address, when it runs. */
-  get agentPort(): number | undefined {
-    return this.agent?.port;
+  healthyTargets(pool: string): TargetAddr[] | undefined {
+    return this.core.healthy(pool);
+  }
+
+  // ── metrics ──────────────────────────────────────────────────────────────
+
+  private registerClusterMetrics(): void {
+    const reg = [this.metrics.registry];
+    const self = this;
+    new Gauge({
+      name: "vigil_members",
+      help: "Cluster members as this node sees them, by state.",
+      labelNames: ["state"] as const,
+      registers: reg,
+      collect() {
+        const c = self.membership?.countByState();
+        if (c !== undefined) for (const [k, v] of Object.entries(c)) this.labels(k).set(v);
+      },
+    });
+    new Gauge({
+      name: "vigil_local_health_score",
+      help: "Lifeguard local health score (0 healthy; higher = this node is slow or losing packets).",
+      registers: reg,
+      collect() {
+        this.set(self.membership?.stats().localHealthScore ?? 0);
+      },
+    });
+    new Gauge({
+      name: "vigil_targets_owned",
+      help: "Targets this node checks (it is one of their owners).",
+      registers: reg,
+      collect() {
+        this.set(self.core.ownedCount());
+      },
+    });
+    const counterOf = (name: string, help: string, read: () => number) =>
+      new Counter({
+        name,
+        help,
+        registers: reg,
+        collect() {
+          this.reset();
+          this.inc(read());
+        },
+      });
+    counterOf(
+      "vigil_suspicions_raised_total",
+      "Members this node suspected.",
+      () => self.membership?.stats().suspicionsRaised ?? 0,
+    );
+    counterOf(
+      "vigil_suspicions_refuted_total",
+      "Suspected members seen to refute.",
+      () => self.membership?.stats().suspicionsRefuted ?? 0,
+    );
+    new Counter({
+      name: "vigil_gossip_dropped_total",
+      help: "Gossip packets and frames dropped (never thrown), by reason.",
+      labelNames: ["reason"] as const,
+      registers: reg,
+      collect() {
+        this.reset();
+        const s = self.membership?.stats();
+        if (s !== undefined) for (const [k, v] of Object.entries(s.droppedByReason)) this.labels(k).inc(v);
+        const t = self.transport?.stats;
+        if (t !== undefined) for (const [k, v] of Object.entries(t.dropped)) this.labels(k).inc(v);
+        for (const [k, v] of Object.entries(self.core.stats.wireDropped))
+          this.labels(`replication_${k}`).inc(v);
+      },
+    });
+    new Counter({
+      name: "vigil_gossip_messages_total",
+      help: "Membership messages by direction and type.",
+      labelNames: ["direction", "type"] as const,
+      registers: reg,
+      collect() {
+        this.reset();
+        const s = self.membership?.stats();
+        if (s === undefined) return;
+        for (const [k, v] of Object.entries(s.messagesIn)) this.labels("in", k).inc(v.messages);
+        for (const [k, v] of Object.entries(s.messagesOut)) this.labels("out", k).inc(v.messages);
+      },
+    });
+    new Counter({
+      name: "vigil_gossip_bytes_total",
+      help: "Gossip bytes on the wire by direction (UDP and TCP, after encryption).",
+      labelNames: ["direction"] as const,
+      registers: reg,
+      collect() {
+        this.reset();
+        const t = self.transport?.stats;
+        if (t === undefined) return;
+        this.labels("in").inc(t.bytesIn);
+        this.labels("out").inc(t.bytesOut);
+      },
+    });
+    const rtt = new Histogram({
+      name: "vigil_probe_rtt_seconds",
+      help: "Round-trip time of membership probes (direct acks).",
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+      registers: reg,
+      collect() {
+        for (const ms of self.membership?.drainProbeRttSamplesMs() ?? []) rtt.observe(ms / 1000);
+      },
+    });
   }
 
   private registerAgentMetrics(agent: AgentServer): void {
@@ -369,109 +600,107 @@ export class VigilNode implements ApiBackend {
     });
   }
 
-  /** The addresses to route to in a pool (after fail_open); undefined when there is no such pool. */
-  healthyTargets(pool: string): TargetAddr[] | undefined {
-    const ps = this.pools.get(pool);
-    if (ps === undefined) return undefined;
-    const keys = new Set(healthyOf(ps));
-    return ps.spec.targets.filter((a) => keys.has(a.key));
+  private countStates(targets: Iterable<{ id: string; verdict: Health }>): Record<Effective, number> {
+    const counts: Record<Effective, number> = { up: 0, down: 0, unknown: 0, maint: 0, drain: 0 };
+    for (const t of targets) counts[this.core.effective(t as never)]++;
+    return counts;
   }
 
   // ── ApiBackend ───────────────────────────────────────────────────────────
 
   health(): unknown {
-    const wall = this.deps.clock.wallMs();
+    const wall = this.wall();
     return {
       name: this.name,
       version: VERSION,
       uptimeSeconds: Math.round((wall - this.startedWallMs) / 1000),
       startedAt: new Date(this.startedWallMs).toISOString(),
-      pools: this.pools.size,
-      targets: this.byId.size,
+      pools: this.core.poolNames().length,
+      targets: this.core.targetCount(),
+      owned: this.core.ownedCount(),
     };
   }
 
   members(): unknown[] {
-    const n = this.config.node;
-    return [
-      {
-        name: n.name,
-        state: "alive",
-        incarnation: 0,
-        zone: n.zone,
-        gossip: n.gossip,
-        api: n.api,
-        self: true,
-      },
-    ];
+    const ms = this.membership?.members() ?? [];
+    return ms
+      .map((m: MemberView) => {
+        const meta = decodeMeta(m.meta);
+        return {
+          name: m.name,
+          state: m.state,
+          incarnation: m.incarnation,
+          zone: meta.zone,
+          weight: meta.weight,
+          gossip: m.addr,
+          api: meta.api,
+          version: meta.version,
+          owned: this.core.ownedCount(m.name),
+          ...(m.name === this.name
+            ? { self: true, localHealth: this.membership?.stats().localHealthScore ?? 0 }
+            : {}),
+        };
+      })
+      .sort((a, b) => (a.name < b.name ? -1 : 1));
   }
 
   listPools(): unknown[] {
-    return [...this.pools.values()]
-      .sort((a, b) => (a.spec.name < b.spec.name ? -1 : 1))
-      .map((ps) => {
-        const counts = this.countStates(ps.targets.values());
-        return { name: ps.spec.name, type: ps.spec.check.type, targets: ps.targets.size, counts };
-      });
+    return this.core.poolNames().map((name) => {
+      const targets = this.core.targetsOf(name) ?? [];
+      return {
+        name,
+        type: this.core.poolSpec(name)!.spec.check.type,
+        targets: targets.length,
+        counts: this.countStates(targets),
+      };
+    });
   }
 
   getPool(name: string): unknown | undefined {
-    const ps = this.pools.get(name);
-    if (ps === undefined) return undefined;
-    const targets = [...ps.targets.values()].map((t) => this.targetView(t, false));
-    return { name, spec: ps.doc, targets, healthy: healthyOf(ps), failOpenActive: failOpenActive(ps) };
+    const p = this.core.poolSpec(name);
+    if (p === undefined) return undefined;
+    const targets = (this.core.targetsOf(name) ?? []).map((t) => this.core.view(t));
+    return {
+      name,
+      spec: poolToDocument(p.spec),
+      targets,
+      healthy: (this.core.healthy(name) ?? []).map((a) => a.key),
+      failOpenActive: this.core.failOpenActive(name),
+    };
   }
 
   putPool(name: string, doc: unknown): { created: boolean; pool: unknown } {
-    const spec = parsePoolDocument(name, doc);
-    const { created } = this.applyPool(spec, poolToDocument(spec), "api");
+    const { created } = this.core.putPool(name, doc, this.now(), this.wall(), "api");
+    this.pump();
     return { created, pool: this.getPool(name) };
   }
 
   deletePool(name: string): boolean {
-    const ps = this.pools.get(name);
-    if (ps === undefined) return false;
-    const now = this.deps.clock.nowMs();
-    for (const t of [...ps.targets.values()]) this.removeTarget(ps, t, now);
-    this.pools.delete(name);
-    this.events.append(this.deps.clock.wallMs(), {
-      type: "pool.deleted",
-      pool: name,
-      node: this.name,
-      cause: "api",
-    });
-    return true;
+    const ok = this.core.deletePool(name, this.now(), this.wall(), "api");
+    this.pump();
+    return ok;
   }
 
   getTarget(pool: string, target: string): unknown | undefined {
-    const t = this.pools.get(pool)?.targets.get(target);
-    return t === undefined ? undefined : this.targetView(t, true);
+    const t = this.core.target(pool, target);
+    if (t === undefined) return undefined;
+    return { ...this.core.view(t), recent: t.recent };
   }
 
   setAdmin(pool: string, target: string, body: unknown): unknown {
-    const t = this.pools.get(pool)?.targets.get(target);
+    const t = this.core.target(pool, target);
     if (t === undefined) {
       throw new VigilError(
         ErrorCode.notFound,
-        this.pools.has(pool) ? `pool "${pool}" has no target "${target}"` : `no pool named "${pool}"`,
+        this.core.poolSpec(pool) !== undefined
+          ? `pool "${pool}" has no target "${target}"`
+          : `no pool named "${pool}"`,
       );
     }
     const { state, reason } = parseAdminBody(body);
-    if (state !== t.admin || reason !== t.adminReason) {
-      const from = t.admin;
-      t.admin = state;
-      t.adminReason = reason;
-      this.events.append(this.deps.clock.wallMs(), {
-        type: "target.admin",
-        pool,
-        target,
-        node: this.name,
-        from,
-        to: state,
-        ...(reason === undefined ? {} : { cause: reason }),
-      });
-    }
-    return this.targetView(t, true);
+    this.core.setAdmin(pool, target, state, reason, this.now(), this.wall());
+    this.pump();
+    return this.core.view(t);
   }
 
   queryEvents(q: EventQuery): { events: VigilEvent[]; next: number } {
@@ -496,62 +725,18 @@ export class VigilNode implements ApiBackend {
     }
     return false;
   }
-
-  private countStates(targets: Iterable<TargetState>): Record<Effective, number> {
-    const counts: Record<Effective, number> = { up: 0, down: 0, unknown: 0, maint: 0, drain: 0 };
-    for (const t of targets) counts[effectiveState(t.verdict, t.admin)]++;
-    return counts;
-  }
-
-  private targetView(t: TargetState, detail: boolean): unknown {
-    const state = effectiveState(t.verdict, t.admin);
-    const view: Record<string, unknown> = {
-      target: t.addr.key,
-      state,
-      verdict: t.verdict,
-      since: t.verdictSinceMs,
-      admin: t.admin,
-      reason: t.admin !== "none" ? (t.adminReason ?? t.admin) : t.obs.lastReason,
-      observers: [
-        {
-          node: this.name,
-          state: t.obs.state,
-          since: t.obs.sinceWallMs,
-          reason: t.obs.lastReason,
-          latencyMs: t.obs.lastLatencyMs,
-          checkedAt: t.obs.lastCheckedWallMs,
-        },
-      ],
-    };
-    if (t.admin !== "none" && t.adminReason !== undefined) view.adminReason = t.adminReason;
-    if (detail) view.recent = t.recent;
-    return view;
-  }
 }
 
-function healthyOf(ps: PoolState): string[] {
-  const up = [...ps.targets.values()]
-    .filter((t) => effectiveState(t.verdict, t.admin) === "up")
-    .map((t) => t.addr.key);
-  if (up.length > 0 || !ps.spec.failOpen) return up;
-  // Envoy's panic mode: when nothing is up, route to everything not under maintenance.
-  return [...ps.targets.values()].filter((t) => t.admin === "none").map((t) => t.addr.key);
+function prefixed(ch: number, bytes: Uint8Array): Uint8Array {
+  const out = new Uint8Array(bytes.length + 1);
+  out[0] = ch;
+  out.set(bytes, 1);
+  return out;
 }
 
-function failOpenActive(ps: PoolState): boolean {
-  return (
-    ps.spec.failOpen && ![...ps.targets.values()].some((t) => effectiveState(t.verdict, t.admin) === "up")
-  );
-}
-
-function timingOf(spec: PoolSpec) {
-  return {
-    intervalMs: spec.intervalMs,
-    fastIntervalMs: spec.fastIntervalMs,
-    downIntervalMs: spec.downIntervalMs,
-    jitter: spec.jitter,
-    timeoutMs: spec.timeoutMs,
-  };
+function unprefixed(ch: number, bytes: Uint8Array): Uint8Array {
+  if (bytes.length === 0 || bytes[0] !== ch) return new Uint8Array(0);
+  return bytes.subarray(1);
 }
 
 function parseAdminBody(body: unknown): { state: AdminState; reason: string | undefined } {
@@ -587,10 +772,4 @@ function parseAdminBody(body: unknown): { state: AdminState; reason: string | un
     );
   }
   return { state, reason: reason as string | undefined };
-}
-
-export function splitHostPort(s: string): [string, number] {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(s) ?? /^([^:]+):(\d+)$/.exec(s);
-  if (m === null) throw new VigilError(ErrorCode.config, `expected host:port, got "${s}"`);
-  return [m[1]!, Number(m[2])];
 }

@@ -99,14 +99,21 @@ describe("GET /v1/events/stream", () => {
     const before = log.lastSeq;
     log.append(5, { type: "pool.created", pool: "x" });
     log.append(6, { type: "pool.created", pool: "y" });
-    const got = await collect("/v1/events/stream?type=pool.created", 2, () => {}, { "last-event-id": String(before) });
+    const got = await collect("/v1/events/stream?type=pool.created", 2, () => {}, {
+      "last-event-id": String(before),
+    });
     assert.deepEqual(
       got.map((e) => e.data?.pool),
       ["x", "y"],
     );
-    const none = await collect("/v1/events/stream?type=pool.created", 1, () => log.append(7, { type: "pool.created", pool: "z" }), {
-      "last-event-id": String(log.lastSeq),
-    });
+    const none = await collect(
+      "/v1/events/stream?type=pool.created",
+      1,
+      () => log.append(7, { type: "pool.created", pool: "z" }),
+      {
+        "last-event-id": String(log.lastSeq),
+      },
+    );
     assert.deepEqual(
       none.map((e) => e.data?.pool),
       ["z"],

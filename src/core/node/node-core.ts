@@ -1,0 +1,861 @@
+// The node's brain, sans-IO: pools (a replicated LWW map), targets, placement (who checks
+// what), the scheduler, each owner's rise/fall observation, the replicated observation map
+// and the verdict projection. The shell (src/runtime/node.ts) and the simulator (sim/) drive
+// the same code: they feed it time, check results, membership changes and peer messages, and
+// carry out what it asks for (start a check, send a sync request, record an event).
+//
+// What travels: only changes of state. An owner writes its observation register when its
+// observation flips, and once after it gains a target (so the new owner "reports" and the
+// old owner's vote can be retired). Raw results stay local.
+
+import type { CheckResult } from "../../checkers/types.ts";
+import type { PoolSpec, TargetAddr } from "../../config/types.ts";
+import { assert } from "../assert.ts";
+import { BroadcastQueue, retransmitLimit } from "../membership/broadcast-queue.ts";
+import { applyResult, checkMode, initialObservation, type Observation } from "../observation/observation.ts";
+import { Placement } from "../placement/placement.ts";
+import type { Random } from "../random.ts";
+import { Scheduler } from "../scheduler/scheduler.ts";
+import { HybridClock } from "../state/hlc.ts";
+import { type LwwChange, type LwwEntry, LwwMap } from "../state/lww.ts";
+import { type ExchangeReply, ObservationMap, type Register } from "../state/observations.ts";
+import {
+  type AdminState,
+  computeVerdict,
+  type Effective,
+  effectiveState,
+  type Health,
+} from "../verdict/verdict.ts";
+import { type AdminValue, decodeWire, encodeWire, type WireMessage } from "./wire.ts";
+
+export const nodeCoreLimits = {
+  /** Registers in one anti-entropy reply; the rest follows in the next round. */
+  maxRegistersPerExchange: 20_000,
+  maxBytesPerExchange: 4 * 1024 * 1024,
+  /** Queued replication broadcasts; beyond it the most-sent are dropped (anti-entropy repairs). */
+  maxQueuedBroadcasts: 100_000,
+  /** A replication message larger than this is dropped and counted. */
+  maxWireBytes: 64 * 1024 * 1024,
+  /** Sync requests in flight at once. */
+  maxSyncsInFlight: 4,
+} as const;
+
+export type MemberState = "alive" | "suspect" | "dead" | "left";
+
+export interface MemberInfo {
+  name: string;
+  zone: string;
+  weight: number;
+  state: MemberState;
+}
+
+export interface NodeCoreOptions {
+  name: string;
+  zone: string;
+  weight: number;
+  random: Random;
+  maxConcurrentChecks: number;
+  /** The last observation counter used before this boot (persisted, or a boot epoch). */
+  counterStart: number;
+  /** Validates a pool document; throws VigilError(config) with a path relative to the pool. */
+  parsePool: (name: string, doc: unknown) => PoolSpec;
+  /** Anti-entropy with one random peer this often. */
+  antiEntropyIntervalMs: number;
+  /** Each replication broadcast is sent retransmitMult × ceil(log10(n+1)) times. */
+  retransmitMult: number;
+  /** Pool tombstones and removed targets are kept this long (24 h by default). */
+  tombstoneRetentionMs?: number;
+  /** Dead or left members' registers are reaped this long after they were last seen alive. */
+  reapAfterMs?: number;
+}
+
+export interface EventInit {
+  ts: number;
+  type: string;
+  pool?: string;
+  target?: string;
+  node?: string;
+  from?: string;
+  to?: string;
+  cause?: string;
+  [k: string]: unknown;
+}
+
+export type CoreOutput =
+  | {
+      kind: "check";
+      id: string;
+      pool: string;
+      spec: PoolSpec;
+      target: TargetAddr;
+      lagMs: number;
+    }
+  | { kind: "event"; event: EventInit }
+  /** Open a stream to member `to`, send `bytes`, hand the reply to handleSyncReply(reqId). */
+  | { kind: "sync"; to: string; reqId: number; bytes: Uint8Array }
+  /** The observation counter moved: persist it when convenient. */
+  | { kind: "counter"; value: number };
+
+interface TargetRt {
+  id: string;
+  pool: string;
+  addr: TargetAddr;
+  verdict: Health;
+  verdictSinceWallMs: number;
+  /** This node's running observation while it owns the target. */
+  own: Observation | undefined;
+  /** The first result after gaining the target is written even without a flip. */
+  mustReport: boolean;
+  /** Recent results of this node's own checks (newest last). */
+  recent: { ts: number; ok: boolean; latencyMs: number; reason: string }[];
+}
+
+interface PoolRt {
+  spec: PoolSpec;
+  doc: unknown;
+  targets: Map<string, TargetRt>; // by host:port
+}
+
+export interface ObserverView {
+  node: string;
+  state: Health;
+  since: number | null;
+  reason: string;
+  latencyMs: number | null;
+  checkedAt: number | null;
+  owner: boolean;
+  voting: boolean;
+}
+
+export interface TargetView {
+  target: string;
+  state: Effective;
+  verdict: Health;
+  since: number;
+  admin: AdminState;
+  adminReason?: string;
+  reason: string;
+  owners: string[];
+  observers: ObserverView[];
+}
+
+const RECENT_RESULTS = 10;
+
+export class NodeCore {
+  readonly name: string;
+  private readonly opts: NodeCoreOptions;
+  private readonly random: Random;
+  private readonly hlc: HybridClock;
+  private readonly poolMap: LwwMap<unknown>;
+  private readonly adminMap: LwwMap<AdminValue>;
+  readonly observations: ObservationMap<Observation>;
+  private readonly placement = new Placement();
+  readonly scheduler: Scheduler;
+  private readonly broadcasts: BroadcastQueue;
+  private readonly pools = new Map<string, PoolRt>();
+  private readonly targets = new Map<string, TargetRt>();
+  private readonly members = new Map<string, MemberInfo>();
+  /** When each dead/left member went down, for reaping its registers. */
+  private readonly downSince = new Map<string, number>();
+  private readonly outputs: CoreOutput[] = [];
+  private nowMs = 0;
+  private wallMs = 0;
+  private nextSyncMs: number;
+  private nextGcMs: number;
+  private reqSeq = 0;
+  private readonly syncs = new Map<number, string>();
+  readonly stats = {
+    wireDropped: {} as Record<string, number>,
+    deltasSent: 0,
+    deltasReceived: 0,
+    syncsStarted: 0,
+    syncsFailed: 0,
+    syncsServed: 0,
+    registersPulled: 0,
+    registersPushed: 0,
+    poolsRejected: 0,
+  };
+
+  constructor(opts: NodeCoreOptions) {
+    this.opts = opts;
+    this.name = opts.name;
+    this.random = opts.random;
+    this.hlc = new HybridClock(opts.name);
+    this.poolMap = new LwwMap({ node: opts.name, clock: this.hlc });
+    this.adminMap = new LwwMap({ node: opts.name, clock: this.hlc });
+    this.observations = new ObservationMap<Observation>({
+      self: opts.name,
+      counterStart: opts.counterStart,
+      ...(opts.tombstoneRetentionMs === undefined ? {} : { retentionMs: opts.tombstoneRetentionMs }),
+    });
+    this.scheduler = new Scheduler({ maxConcurrent: opts.maxConcurrentChecks, random: opts.random });
+    this.broadcasts = new BroadcastQueue({
+      retransmitMult: opts.retransmitMult,
+      maxQueued: nodeCoreLimits.maxQueuedBroadcasts,
+      numMembers: () => this.liveMemberCount(),
+    });
+    // The node is a member of its own cluster from the start, alone until it hears of others.
+    this.members.set(opts.name, { name: opts.name, zone: opts.zone, weight: opts.weight, state: "alive" });
+    this.placement.addMember({ name: opts.name, zone: opts.zone, weight: opts.weight });
+    this.nextSyncMs = 0;
+    this.nextGcMs = 0;
+  }
+
+  // ── time ─────────────────────────────────────────────────────────────────
+
+  private advance(nowMs: number, wallMs: number): void {
+    assert(nowMs >= this.nowMs, `time went backwards: ${this.nowMs} -> ${nowMs}`);
+    this.nowMs = nowMs;
+    this.wallMs = wallMs;
+  }
+
+  /** Starts due checks and runs the periodic work (anti-entropy, gc). */
+  tick(nowMs: number, wallMs: number): void {
+    this.advance(nowMs, wallMs);
+    for (const s of this.scheduler.poll(nowMs).start) this.startCheck(s.key, s.lagMs);
+    if (nowMs >= this.nextSyncMs) {
+      this.nextSyncMs = nowMs + this.opts.antiEntropyIntervalMs * (0.75 + 0.5 * this.random.next());
+      this.startSync();
+    }
+    if (nowMs >= this.nextGcMs) {
+      this.nextGcMs = nowMs + 60_000;
+      this.gc();
+    }
+  }
+
+  /** Run anti-entropy at the next tick (after a join, so a new node catches up at once). */
+  syncSoon(): void {
+    this.nextSyncMs = this.nowMs;
+  }
+
+  nextDeadline(): number {
+    const d = this.scheduler.nextDeadline();
+    return Math.min(d ?? Number.POSITIVE_INFINITY, this.nextSyncMs, this.nextGcMs);
+  }
+
+  /** Everything the core asked for since the last drain, in order. */
+  drain(): CoreOutput[] {
+    return this.outputs.splice(0, this.outputs.length);
+  }
+
+  // ── pools (local writes: config file and API) ────────────────────────────
+
+  /** Validates and writes a pool; replicated to every node. Throws VigilError on a bad document. */
+  putPool(name: string, doc: unknown, nowMs: number, wallMs: number, cause = "api"): { created: boolean } {
+    this.advance(nowMs, wallMs);
+    this.opts.parsePool(name, doc); // validate before it can reach anyone
+    const created = !this.pools.has(name);
+    const delta = this.poolMap.set(name, doc, wallMs);
+    this.queueBroadcast({ t: "pools", entries: [...delta] }, `p:${name}`);
+    this.applyPoolChange({ key: name, before: undefined, after: doc }, cause);
+    return { created };
+  }
+
+  deletePool(name: string, nowMs: number, wallMs: number, cause = "api"): boolean {
+    this.advance(nowMs, wallMs);
+    if (!this.pools.has(name)) return false;
+    const delta = this.poolMap.delete(name, wallMs);
+    this.queueBroadcast({ t: "pools", entries: [...delta] }, `p:${name}`);
+    this.applyPoolChange({ key: name, before: undefined, after: undefined }, cause);
+    return true;
+  }
+
+  setAdmin(
+    pool: string,
+    target: string,
+    state: AdminState,
+    reason: string | undefined,
+    nowMs: number,
+    wallMs: number,
+  ): boolean {
+    this.advance(nowMs, wallMs);
+    const t = this.pools.get(pool)?.targets.get(target);
+    if (t === undefined) return false;
+    const delta =
+      state === "none"
+        ? this.adminMap.delete(t.id, wallMs)
+        : this.adminMap.set(t.id, reason === undefined ? { state } : { state, reason }, wallMs);
+    this.queueBroadcast({ t: "admin", entries: [...delta] }, `a:${t.id}`);
+    this.applyAdminChanges([{ key: t.id, before: undefined, after: this.adminMap.get(t.id) }], this.name);
+    return true;
+  }
+
+  private applyPoolChange(change: LwwChange<unknown>, cause: string): void {
+    const name = change.key;
+    const existing = this.pools.get(name);
+    const doc = this.poolMap.get(name);
+    if (doc === undefined) {
+      if (existing === undefined) return;
+      for (const t of [...existing.targets.values()]) this.dropTarget(existing, t);
+      this.pools.delete(name);
+      this.emit({ type: "pool.deleted", pool: name, node: this.name, cause });
+      return;
+    }
+    let spec: PoolSpec;
+    try {
+      spec = this.opts.parsePool(name, doc);
+    } catch {
+      // A peer running a newer schema, or a corrupt write: keep what we have, count it.
+      this.stats.poolsRejected++;
+      return;
+    }
+    const ps: PoolRt = existing ?? { spec, doc, targets: new Map() };
+    const placementChanged =
+      existing !== undefined &&
+      (existing.spec.observers !== spec.observers || existing.spec.spread !== spec.spread);
+    ps.spec = spec;
+    ps.doc = doc;
+    this.pools.set(name, ps);
+    const keep = new Set(spec.targets.map((a) => a.key));
+    for (const t of [...ps.targets.values()]) if (!keep.has(t.addr.key)) this.dropTarget(ps, t);
+    for (const addr of spec.targets) {
+      let t = ps.targets.get(addr.key);
+      if (t === undefined) {
+        t = {
+          id: `${name}/${addr.key}`,
+          pool: name,
+          addr,
+          verdict: "unknown",
+          verdictSinceWallMs: this.wallMs,
+          own: undefined,
+          mustReport: false,
+          recent: [],
+        };
+        ps.targets.set(addr.key, t);
+        this.targets.set(t.id, t);
+        this.observations.restoreTarget(t.id);
+        this.ownerChanges(this.placement.addTarget({ id: t.id, k: spec.observers, spread: spec.spread }));
+      } else if (placementChanged) {
+        this.placement.removeTarget(t.id);
+        this.ownerChanges(this.placement.addTarget({ id: t.id, k: spec.observers, spread: spec.spread }));
+      } else if (t.own !== undefined) {
+        // Timing may have changed: the scheduler takes the new intervals for the next round.
+        this.scheduler.upsert(t.id, spec, this.nowMs);
+      }
+      this.recomputeVerdict(t);
+    }
+    this.emit({
+      type: existing === undefined ? "pool.created" : "pool.updated",
+      pool: name,
+      node: this.name,
+      cause,
+      targets: spec.targets.length,
+    });
+  }
+
+  private dropTarget(ps: PoolRt, t: TargetRt): void {
+    this.ownerChanges(this.placement.removeTarget(t.id));
+    this.scheduler.remove(t.id, this.nowMs);
+    this.observations.removeTarget(t.id, this.wallMs);
+    ps.targets.delete(t.addr.key);
+    this.targets.delete(t.id);
+  }
+
+  private applyAdminChanges(changes: readonly LwwChange<AdminValue>[], source: string): void {
+    for (const c of changes) {
+      const t = this.targets.get(c.key);
+      if (t === undefined) continue;
+      const after = c.after;
+      this.emit({
+        type: "target.admin",
+        pool: t.pool,
+        target: t.addr.key,
+        node: source,
+        to: after?.state ?? "none",
+        ...(after?.reason === undefined ? {} : { cause: after.reason }),
+      });
+    }
+  }
+
+  // ── membership ───────────────────────────────────────────────────────────
+
+  /** A member's state or metadata as membership sees it. */
+  memberUpdate(m: MemberInfo, nowMs: number, wallMs: number): void {
+    this.advance(nowMs, wallMs);
+    if (m.name === this.name) return;
+    const prev = this.members.get(m.name);
+    this.members.set(m.name, m);
+    const wasIn = prev !== undefined && (prev.state === "alive" || prev.state === "suspect");
+    const isIn = m.state === "alive" || m.state === "suspect";
+    if (isIn) {
+      this.downSince.delete(m.name);
+      this.observations.admitObserver(m.name);
+      const metaChanged = prev !== undefined && (prev.zone !== m.zone || prev.weight !== m.weight);
+      if (!wasIn || metaChanged) {
+        if (wasIn) this.ownerChanges(this.placement.removeMember(m.name));
+        this.ownerChanges(this.placement.addMember({ name: m.name, zone: m.zone, weight: m.weight }));
+      }
+    } else {
+      if (!this.downSince.has(m.name)) this.downSince.set(m.name, nowMs);
+      if (wasIn) this.ownerChanges(this.placement.removeMember(m.name));
+      // Its votes stop counting at once, not only on targets whose owners moved.
+      for (const t of this.targetsObservedBy(m.name)) this.recomputeVerdict(t);
+    }
+  }
+
+  /** A member that is gone for good (reaped by membership): forget its registers. */
+  memberReaped(name: string, nowMs: number, wallMs: number): void {
+    this.advance(nowMs, wallMs);
+    if (name === this.name) return;
+    const m = this.members.get(name);
+    if (m !== undefined && (m.state === "alive" || m.state === "suspect")) return;
+    this.members.delete(name);
+    this.downSince.delete(name);
+    const touched = this.targetsObservedBy(name);
+    this.observations.reapObserver(name, wallMs);
+    for (const t of touched) this.recomputeVerdict(t);
+  }
+
+  private targetsObservedBy(name: string): TargetRt[] {
+    const out: TargetRt[] = [];
+    for (const t of this.targets.values()) if (this.observations.get(t.id, name) !== undefined) out.push(t);
+    return out;
+  }
+
+  private liveMemberCount(): number {
+    let n = 0;
+    for (const m of this.members.values()) if (m.state === "alive" || m.state === "suspect") n++;
+    return n;
+  }
+
+  private ownerChanges(
+    changes: readonly { targetId: string; before: readonly string[]; after: readonly string[] }[],
+  ): void {
+    for (const c of changes) {
+      const t = this.targets.get(c.targetId);
+      if (t === undefined) continue;
+      const had = c.before.includes(this.name);
+      const has = c.after.includes(this.name);
+      if (has && !had) this.gain(t);
+      else if (had && !has) this.lose(t);
+      this.recomputeVerdict(t);
+    }
+  }
+
+  /** This node became an owner: seed from the newest observation anyone holds, check soon. */
+  private gain(t: TargetRt): void {
+    const spec = this.pools.get(t.pool)!.spec;
+    let newest: Observation | undefined;
+    for (const r of this.observations.observationsOf(t.id)) {
+      if (newest === undefined || (r.value.lastCheckedWallMs ?? 0) > (newest.lastCheckedWallMs ?? 0))
+        newest = r.value;
+    }
+    t.own = newest ?? initialObservation(this.wallMs);
+    t.mustReport = true;
+    const fresh =
+      newest?.lastCheckedWallMs != null && this.wallMs - newest.lastCheckedWallMs < spec.intervalMs;
+    this.scheduler.upsert(t.id, spec, this.nowMs, fresh ? "spread" : "immediate");
+    this.scheduler.setMode(t.id, checkMode(t.own), this.nowMs);
+  }
+
+  private lose(t: TargetRt): void {
+    // An in-flight check finishes; it is just not scheduled again.
+    this.scheduler.remove(t.id, this.nowMs);
+    t.own = undefined;
+    t.mustReport = false;
+  }
+
+  // ── checks ───────────────────────────────────────────────────────────────
+
+  private startCheck(id: string, lagMs: number): void {
+    const t = this.targets.get(id);
+    const ps = t === undefined ? undefined : this.pools.get(t.pool);
+    if (t === undefined || ps === undefined) {
+      this.scheduler.complete(id, this.nowMs);
+      return;
+    }
+    this.outputs.push({ kind: "check", id, pool: t.pool, spec: ps.spec, target: t.addr, lagMs });
+  }
+
+  /** The result of a check the core asked for. */
+  checkDone(id: string, spec: PoolSpec, r: CheckResult, nowMs: number, wallMs: number): void {
+    this.advance(nowMs, wallMs);
+    const t = this.targets.get(id);
+    // The pool changed or the target left while the check ran: the result no longer counts.
+    if (t === undefined || t.own === undefined || this.pools.get(t.pool)?.spec !== spec) {
+      this.scheduler.complete(id, nowMs);
+      return;
+    }
+    t.recent.push({ ts: wallMs, ok: r.ok, latencyMs: r.latencyMs, reason: r.reason });
+    if (t.recent.length > RECENT_RESULTS) t.recent.shift();
+    const { next, transition } = applyResult(t.own, r, spec, wallMs);
+    t.own = next;
+    this.scheduler.complete(id, nowMs, checkMode(next));
+    if (transition !== undefined) {
+      this.emit({
+        type: "observation.changed",
+        pool: t.pool,
+        target: t.addr.key,
+        node: this.name,
+        from: transition.from,
+        to: transition.to,
+        cause: transition.cause,
+      });
+    }
+    if (transition !== undefined || t.mustReport) {
+      t.mustReport = false;
+      const delta = this.observations.localWrite(id, next);
+      this.outputs.push({ kind: "counter", value: this.observations.counter });
+      this.queueBroadcast({ t: "obs", registers: [...delta] }, `o:${id}`);
+      this.recomputeVerdict(t);
+    }
+  }
+
+  // ── verdicts ─────────────────────────────────────────────────────────────
+
+  private isLive(name: string): boolean {
+    const m = this.members.get(name);
+    return m !== undefined && (m.state === "alive" || m.state === "suspect");
+  }
+
+  /**
+   * The registers that vote: the current owners' registers; an owner that has not reported yet
+   * is stood in for by the newest register of a live former owner, so a handoff never leaves
+   * a target without votes. Dead, left and reaped observers never vote.
+   */
+  private voters(t: TargetRt): Register<Observation>[] {
+    const owners = this.placement.owners(t.id);
+    const regs = this.observations.observationsOf(t.id);
+    const out: Register<Observation>[] = [];
+    let missing = 0;
+    for (const o of owners) {
+      const r = regs.find((x) => x.observer === o);
+      if (r !== undefined) out.push(r);
+      else missing++;
+    }
+    if (missing > 0) {
+      const standIns = regs
+        .filter((r) => !owners.includes(r.observer) && this.isLive(r.observer))
+        .sort((a, b) => (b.value.lastCheckedWallMs ?? 0) - (a.value.lastCheckedWallMs ?? 0));
+      out.push(...standIns.slice(0, missing));
+    }
+    return out;
+  }
+
+  private recomputeVerdict(t: TargetRt): void {
+    const ps = this.pools.get(t.pool);
+    if (ps === undefined) return;
+    const voters = this.voters(t);
+    const v = computeVerdict(
+      ps.spec.verdict,
+      voters.map((r) => r.value.state),
+      t.verdict,
+    );
+    if (v === t.verdict) return;
+    const from = t.verdict;
+    t.verdict = v;
+    t.verdictSinceWallMs = this.wallMs;
+    const cause =
+      voters.find((r) => r.value.state === v)?.value.lastReason ??
+      (v === "unknown" ? "no live observer" : "");
+    this.emit({
+      type: "verdict.changed",
+      pool: t.pool,
+      target: t.addr.key,
+      node: this.name,
+      from,
+      to: v,
+      cause,
+      observers: voters.map((r) => `${r.observer}:${r.value.state}`).join(","),
+    });
+  }
+
+  // ── replication ──────────────────────────────────────────────────────────
+
+  private queueBroadcast(m: WireMessage, key: string): void {
+    if (this.liveMemberCount() <= 1) return; // nobody to tell; anti-entropy covers joiners
+    this.broadcasts.queue(key, encodeWire(m));
+    this.stats.deltasSent++;
+  }
+
+  /** Membership's AppDelegate: payloads to piggyback on an outgoing packet. */
+  getBroadcasts(overheadBytes: number, limitBytes: number): Uint8Array[] {
+    return this.broadcasts.getBroadcasts(overheadBytes, limitBytes);
+  }
+
+  private drop(reason: string): void {
+    this.stats.wireDropped[reason] = (this.stats.wireDropped[reason] ?? 0) + 1;
+  }
+
+  /** A payload piggybacked by a peer. */
+  notifyMsg(bytes: Uint8Array, nowMs: number, wallMs: number): void {
+    this.advance(nowMs, wallMs);
+    const d = decodeWire(bytes, nodeCoreLimits.maxWireBytes);
+    if (!d.ok) return this.drop(d.reason);
+    this.stats.deltasReceived++;
+    const m = d.msg;
+    if (m.t === "obs") this.mergeRegisters(this.observations.applyDelta(m.registers));
+    else if (m.t === "pools") this.mergePools(m.entries);
+    else if (m.t === "admin") this.mergeAdmin(m.entries);
+    else this.drop("unexpected_type");
+  }
+
+  private mergePools(entries: readonly LwwEntry<unknown>[]): void {
+    for (const c of this.poolMap.applyDelta(entries, this.wallMs)) this.applyPoolChange(c, "replicated");
+  }
+
+  private mergeAdmin(entries: readonly LwwEntry<AdminValue>[]): void {
+    const changes = this.adminMap.applyDelta(entries, this.wallMs);
+    this.applyAdminChanges(changes, "replicated");
+    for (const c of changes) {
+      const t = this.targets.get(c.key);
+      if (t !== undefined) this.recomputeVerdict(t);
+    }
+  }
+
+  private mergeRegisters(changed: readonly Register<Observation>[]): void {
+    for (const r of changed) {
+      const t = this.targets.get(r.targetId);
+      if (t === undefined) continue;
+      if (r.observer !== this.name) {
+        this.emit({
+          type: "observation.changed",
+          pool: t.pool,
+          target: t.addr.key,
+          node: r.observer,
+          to: r.value.state,
+          cause: r.value.lastReason,
+          replicated: true,
+        });
+      }
+      this.recomputeVerdict(t);
+    }
+  }
+
+  private startSync(): void {
+    if (this.syncs.size >= nodeCoreLimits.maxSyncsInFlight) return;
+    const peers = [...this.members.values()].filter((m) => m.name !== this.name && m.state === "alive");
+    if (peers.length === 0) return;
+    const peer = peers[this.random.int(peers.length)]!;
+    const reqId = ++this.reqSeq;
+    this.syncs.set(reqId, peer.name);
+    this.stats.syncsStarted++;
+    this.outputs.push({
+      kind: "sync",
+      to: peer.name,
+      reqId,
+      bytes: encodeWire({
+        t: "pull",
+        vector: this.observations.vector(),
+        pools: this.poolMap.versions(),
+        admin: this.adminMap.versions(),
+      }),
+    });
+  }
+
+  private exchangeBudget() {
+    return {
+      maxRegisters: nodeCoreLimits.maxRegistersPerExchange,
+      maxBytes: nodeCoreLimits.maxBytesPerExchange,
+    };
+  }
+
+  /** A peer's sync stream request; returns the reply to send back. */
+  handleSync(bytes: Uint8Array, nowMs: number, wallMs: number): Uint8Array | undefined {
+    this.advance(nowMs, wallMs);
+    const d = decodeWire(bytes, nodeCoreLimits.maxWireBytes);
+    if (!d.ok) {
+      this.drop(d.reason);
+      return undefined;
+    }
+    const m = d.msg;
+    this.stats.syncsServed++;
+    if (m.t === "pull") {
+      return encodeWire({
+        t: "pulled",
+        reply: this.observations.missingFor(m.vector, this.exchangeBudget()),
+        pools: this.poolMap.missingFor(m.pools),
+        admin: this.adminMap.missingFor(m.admin),
+        poolVersions: this.poolMap.versions(),
+        adminVersions: this.adminMap.versions(),
+      });
+    }
+    if (m.t === "push") {
+      this.mergeExchangeReply(m.reply);
+      this.mergePools(m.pools);
+      this.mergeAdmin(m.admin);
+      return encodeWire({ t: "ack" });
+    }
+    this.drop("unexpected_type");
+    return undefined;
+  }
+
+  private mergeExchangeReply(reply: ExchangeReply<Observation>): void {
+    const changed = this.observations.mergeExchange(reply.registers, reply.vector, reply.complete);
+    this.stats.registersPulled += reply.registers.length;
+    this.mergeRegisters(changed);
+  }
+
+  /** The reply (or failure) of a sync request the core asked for. */
+  handleSyncReply(reqId: number, reply: Uint8Array | Error, nowMs: number, wallMs: number): void {
+    this.advance(nowMs, wallMs);
+    const peer = this.syncs.get(reqId);
+    if (peer === undefined) return;
+    this.syncs.delete(reqId);
+    if (reply instanceof Error) {
+      this.stats.syncsFailed++;
+      return;
+    }
+    const d = decodeWire(reply, nodeCoreLimits.maxWireBytes);
+    if (!d.ok) {
+      this.stats.syncsFailed++;
+      return this.drop(d.reason);
+    }
+    const m = d.msg;
+    if (m.t === "ack") return;
+    if (m.t !== "pulled") return this.drop("unexpected_type");
+    this.mergeExchangeReply(m.reply);
+    this.mergePools(m.pools);
+    this.mergeAdmin(m.admin);
+    // Push back what the peer lacks, judged by its vector and versions.
+    const peerVector = new Map(m.reply.vector);
+    const back = this.observations.missingFor(peerVector, this.exchangeBudget());
+    const pools = this.poolMap.missingFor(m.poolVersions);
+    const admin = this.adminMap.missingFor(m.adminVersions);
+    if (back.registers.length > 0 || pools.length > 0 || admin.length > 0) {
+      this.stats.registersPushed += back.registers.length;
+      const id = ++this.reqSeq;
+      this.syncs.set(id, peer);
+      this.outputs.push({
+        kind: "sync",
+        to: peer,
+        reqId: id,
+        bytes: encodeWire({ t: "push", reply: back, pools, admin }),
+      });
+    }
+  }
+
+  private gc(): void {
+    const reapAfter = this.opts.reapAfterMs ?? 24 * 3600_000;
+    for (const [name, since] of [...this.downSince]) {
+      if (this.nowMs - since >= reapAfter) this.memberReaped(name, this.nowMs, this.wallMs);
+    }
+    this.observations.gc(this.wallMs);
+    const retention = this.opts.tombstoneRetentionMs;
+    this.poolMap.gc(this.wallMs, retention);
+    this.adminMap.gc(this.wallMs, retention);
+  }
+
+  private emit(e: Omit<EventInit, "ts">): void {
+    this.outputs.push({ kind: "event", event: { ...e, ts: this.wallMs } as EventInit });
+  }
+
+  // ── views ────────────────────────────────────────────────────────────────
+
+  poolNames(): string[] {
+    return [...this.pools.keys()].sort();
+  }
+
+  poolSpec(name: string): { spec: PoolSpec; doc: unknown } | undefined {
+    const ps = this.pools.get(name);
+    return ps === undefined ? undefined : { spec: ps.spec, doc: ps.doc };
+  }
+
+  targetsOf(pool: string): TargetRt[] | undefined {
+    const ps = this.pools.get(pool);
+    return ps === undefined ? undefined : [...ps.targets.values()];
+  }
+
+  allTargets(): IterableIterator<TargetRt> {
+    return this.targets.values();
+  }
+
+  targetCount(): number {
+    return this.targets.size;
+  }
+
+  admin(id: string): { state: AdminState; reason: string | undefined } {
+    const a = this.adminMap.get(id);
+    return a === undefined ? { state: "none", reason: undefined } : { state: a.state, reason: a.reason };
+  }
+
+  effective(t: TargetRt): Effective {
+    return effectiveState(t.verdict, this.admin(t.id).state);
+  }
+
+  target(pool: string, key: string): TargetRt | undefined {
+    return this.pools.get(pool)?.targets.get(key);
+  }
+
+  owners(id: string): readonly string[] {
+    return this.placement.owners(id);
+  }
+
+  isOwner(id: string): boolean {
+    return this.placement.isOwner(id, this.name);
+  }
+
+  ownedCount(name: string = this.name): number {
+    let n = 0;
+    for (const _ of this.placement.ownedBy(name)) n++;
+    return n;
+  }
+
+  memberList(): MemberInfo[] {
+    return [...this.members.values()];
+  }
+
+  view(t: TargetRt): TargetView {
+    const admin = this.admin(t.id);
+    const owners = [...this.placement.owners(t.id)];
+    const voting = new Set(this.voters(t).map((r) => r.observer));
+    const observers: ObserverView[] = this.observations.observationsOf(t.id).map((r) => ({
+      node: r.observer,
+      state: r.value.state,
+      since: r.value.sinceWallMs,
+      reason: r.value.lastReason,
+      latencyMs: r.value.lastLatencyMs,
+      checkedAt: r.value.lastCheckedWallMs,
+      owner: owners.includes(r.observer),
+      voting: voting.has(r.observer),
+    }));
+    // This node's running observation is fresher than its last written register.
+    if (t.own !== undefined) {
+      const mine = observers.find((o) => o.node === this.name);
+      const o: ObserverView = {
+        node: this.name,
+        state: t.own.state,
+        since: t.own.sinceWallMs,
+        reason: t.own.lastReason,
+        latencyMs: t.own.lastLatencyMs,
+        checkedAt: t.own.lastCheckedWallMs,
+        owner: true,
+        voting: voting.has(this.name),
+      };
+      if (mine === undefined) observers.push(o);
+      else Object.assign(mine, o);
+    }
+    const state = effectiveState(t.verdict, admin.state);
+    const v: TargetView = {
+      target: t.addr.key,
+      state,
+      verdict: t.verdict,
+      since: t.verdictSinceWallMs,
+      admin: admin.state,
+      reason:
+        admin.state !== "none"
+          ? (admin.reason ?? admin.state)
+          : (observers.find((o) => o.voting && o.state === t.verdict)?.reason ?? observers[0]?.reason ?? ""),
+      owners,
+      observers,
+    };
+    if (admin.reason !== undefined) v.adminReason = admin.reason;
+    return v;
+  }
+
+  /** Addresses to route to (after fail_open), or undefined for an unknown pool. */
+  healthy(pool: string): TargetAddr[] | undefined {
+    const ps = this.pools.get(pool);
+    if (ps === undefined) return undefined;
+    const all = [...ps.targets.values()];
+    const up = all.filter((t) => this.effective(t) === "up");
+    if (up.length > 0 || !ps.spec.failOpen) return up.map((t) => t.addr);
+    return all.filter((t) => this.admin(t.id).state !== "maint").map((t) => t.addr);
+  }
+
+  failOpenActive(pool: string): boolean {
+    const ps = this.pools.get(pool);
+    if (ps === undefined || !ps.spec.failOpen) return false;
+    return ![...ps.targets.values()].some((t) => this.effective(t) === "up");
+  }
+}

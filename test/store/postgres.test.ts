@@ -1,0 +1,191 @@
+// Runs the Store contract on PostgreSQL when VIGIL_TEST_PG names a database
+// (test/store/start-postgres.sh starts a throwaway one and prints its URL). Under CI a missing
+// VIGIL_TEST_PG is a failure, not a skip: the shared store must not go untested by accident.
+
+import assert from "node:assert/strict";
+import { after, describe, it } from "node:test";
+import { Pool } from "pg";
+import { ErrorCode, type VigilError } from "../../src/core/errors.ts";
+import { openPostgresStore, type PostgresStore, redactUrl } from "../../src/store/postgres.ts";
+import { LatencySketch } from "../../src/store/sketch.ts";
+import type { RollupRow, StoredEvent } from "../../src/store/types.ts";
+import { isCode, runStoreContract, type StoreHarness } from "./contract.ts";
+
+const url = process.env.VIGIL_TEST_PG ?? "";
+const HOUR = 3_600_000;
+const T0 = Date.UTC(2024, 0, 1);
+
+describe("PostgreSQL store: connecting", () => {
+  it("reports an unreachable server as VIGIL_ERR_STORE without the password", async () => {
+    // Port 1 on loopback: nothing listens there, the connection is refused at once.
+    const bad = "postgres://vigil:s3cret@127.0.0.1:1/vigil";
+    await assert.rejects(openPostgresStore({ url: bad, node: "n1" }), (e: unknown) => {
+      isCode(ErrorCode.store)(e);
+      const msg = (e as VigilError).message;
+      assert.match(
+        msg,
+        /^cannot open PostgreSQL postgres:\/\/vigil:\*\*\*@127\.0\.0\.1:1\/vigil: .*ECONNREFUSED/,
+      );
+      assert.doesNotMatch(msg, /s3cret/);
+      return true;
+    });
+    assert.equal(redactUrl("not a url"), "(unparseable PostgreSQL URL)");
+  });
+
+  it("refuses bad options before connecting", async () => {
+    await assert.rejects(openPostgresStore({ node: "n1" }), isCode(ErrorCode.store));
+    await assert.rejects(
+      openPostgresStore({ url: "postgres://x@127.0.0.1:1/x", node: "" }),
+      isCode(ErrorCode.store),
+    );
+    await assert.rejects(
+      openPostgresStore({ url: "postgres://x@127.0.0.1:1/x", node: "n1", schema: "Robert'); DROP TABLE" }),
+      isCode(ErrorCode.store),
+    );
+  });
+});
+
+if (url === "") {
+  if (process.env.CI !== undefined && process.env.CI !== "" && process.env.CI !== "false") {
+    it("PostgreSQL store contract", () => {
+      assert.fail(
+        "CI is set but VIGIL_TEST_PG is not: run `export VIGIL_TEST_PG=$(test/store/start-postgres.sh)`",
+      );
+    });
+  } else {
+    it(
+      "PostgreSQL store contract",
+      { skip: "set VIGIL_TEST_PG (see test/store/start-postgres.sh)" },
+      () => {},
+    );
+  }
+} else {
+  const admin = new Pool({ connectionString: url, max: 2 });
+  const schemas: string[] = [];
+  let n = 0;
+  const newSchema = (): string => {
+    const s = `vigil_t${process.pid}_${n++}`;
+    schemas.push(s);
+    return s;
+  };
+  after(async () => {
+    for (const s of schemas) await admin.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`);
+    await admin.end();
+  });
+
+  runStoreContract("postgres", async (): Promise<StoreHarness> => {
+    let schema = newSchema();
+    return {
+      fresh: async () => {
+        schema = newSchema();
+      },
+      open: (node, opts) =>
+        openPostgresStore({ url, node, schema, ...(opts?.batch ? { batch: opts.batch } : {}) }),
+      cleanup: async () => {},
+    };
+  });
+
+  describe("PostgreSQL store: several nodes on one database", () => {
+    const stores: PostgresStore[] = [];
+    after(async () => {
+      for (const s of stores.splice(0)) await s.close();
+    });
+    const openAll = async (schema: string, count: number) => {
+      const opened = await Promise.all(
+        Array.from({ length: count }, (_, i) =>
+          openPostgresStore({ url, node: `n${i}`, schema, batch: { flushIntervalMs: 1 } }),
+        ),
+      );
+      stores.push(...opened);
+      return opened;
+    };
+
+    it("three nodes starting together create the schema once", async () => {
+      const schema = newSchema();
+      const [a, b, c] = await openAll(schema, 3);
+      const v = await admin.query(`SELECT version FROM "${schema}".vigil_schema`);
+      assert.deepEqual(v.rows, [{ version: 1 }]);
+      for (const s of [a!, b!, c!]) await s.appendEvents([{ id: "same", ts: 1, type: "x" }]);
+      assert.equal((await a!.queryEvents({ limit: 10 })).events.length, 1);
+    });
+
+    it("a reader tailing by cursor sees every event of concurrent writers exactly once", async () => {
+      const schema = newSchema();
+      const writers = await openAll(schema, 3);
+      const [reader] = await openAll(schema, 1);
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      let writing = true;
+      const tail = (async () => {
+        for (;;) {
+          const stop = !writing;
+          const page = await reader!.queryEvents({
+            limit: 1000,
+            ...(cursor === undefined ? {} : { afterCursor: cursor }),
+          });
+          seen.push(...page.events.map((e) => e.id));
+          cursor = page.nextCursor;
+          if (stop && page.events.length === 0) return;
+        }
+      })();
+      await Promise.all(
+        writers.map(async (w, wi) => {
+          for (let b = 0; b < 30; b++) {
+            const events: StoredEvent[] = Array.from({ length: 10 }, (_, i) => ({
+              id: `w${wi}-${b}-${i}`,
+              ts: b,
+              type: "x",
+            }));
+            await w.appendEvents(events);
+          }
+        }),
+      );
+      writing = false;
+      await tail;
+      assert.equal(seen.length, 3 * 30 * 10);
+      assert.equal(new Set(seen).size, seen.length);
+    });
+
+    it("nodes compacting at once roll each hour up once", async () => {
+      const schema = newSchema();
+      const nodes = await openAll(schema, 3);
+      const sketch = LatencySketch.of([5, 10]).encode();
+      const rows: RollupRow[] = [];
+      for (let m = 0; m < 4 * 60; m++) {
+        rows.push({
+          node: `n${m % 3}`,
+          pool: "web",
+          target: "a:80",
+          minuteStartMs: T0 + m * 60_000,
+          count: 2,
+          failures: 1,
+          latencyMsMin: 5,
+          latencyMsMax: 10,
+          latencyMsSum: 15,
+          sketch,
+        });
+      }
+      await nodes[0]!.writeRollups(rows);
+      const reports = await Promise.all(nodes.map((s) => s.compact(T0 + 4 * HOUR + 10 * 60_000)));
+      assert.equal(
+        reports.reduce((a, r) => a + r.hoursCompacted, 0),
+        4,
+      );
+      const hours = await nodes[1]!.queryRollups({
+        pool: "web",
+        target: "a:80",
+        fromMs: 0,
+        toMs: T0 + 5 * HOUR,
+        resolution: "hour",
+      });
+      assert.equal(hours.length, 4 * 3);
+      // Each node wrote every third minute: 20 minutes an hour, 2 samples each, merged once.
+      const want = new LatencySketch().add(5, 20).add(10, 20).encode();
+      for (const h of hours) {
+        assert.equal(h.count, 40);
+        assert.equal(h.failures, 20);
+        assert.deepEqual(h.sketch, want);
+      }
+    });
+  });
+}

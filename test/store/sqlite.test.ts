@@ -1,0 +1,260 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { closeSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { after, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { ErrorCode, type VigilError } from "../../src/core/errors.ts";
+import { openSqliteStore, SQLITE_FILE, SQLITE_SCHEMA_VERSION } from "../../src/store/sqlite.ts";
+import { isCode, runStoreContract, type StoreHarness } from "./contract.ts";
+
+const root = mkdtempSync(join(tmpdir(), "vigil-store-"));
+after(() => rmSync(root, { recursive: true, force: true }));
+let dirs = 0;
+const newDir = (): string => join(root, `d${dirs++}`);
+
+runStoreContract("sqlite", async (): Promise<StoreHarness> => {
+  let dir = newDir();
+  return {
+    fresh: async () => {
+      dir = newDir();
+    },
+    open: (node, opts) =>
+      openSqliteStore({ dataDir: dir, node, ...(opts?.batch ? { batch: opts.batch } : {}) }),
+    cleanup: async () => {},
+  };
+});
+
+function storeError(pattern: RegExp) {
+  return (e: unknown): boolean => {
+    isCode(ErrorCode.store)(e);
+    assert.match((e as VigilError).message, pattern);
+    return true;
+  };
+}
+
+describe("SQLite store: opening", () => {
+  it("creates data_dir and the database in WAL mode at the current schema version", async () => {
+    const dir = join(newDir(), "nested", "deeper");
+    const s = await openSqliteStore({ dataDir: dir, node: "n1" });
+    await s.appendEvents([{ id: "a", ts: 1, type: "x" }]);
+    await s.close();
+    const db = new DatabaseSync(join(dir, SQLITE_FILE));
+    assert.equal((db.prepare("PRAGMA journal_mode").get() as { journal_mode: string }).journal_mode, "wal");
+    assert.equal(
+      (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version,
+      SQLITE_SCHEMA_VERSION,
+    );
+    db.close();
+  });
+
+  it("reports a data_dir that cannot be created or is not a directory, without crashing", async () => {
+    const base = newDir();
+    const s = await openSqliteStore({ dataDir: base, node: "n1" });
+    await s.close();
+    const file = join(base, "a-file");
+    writeFileSync(file, "not a directory");
+    // Tests run as root, which may write anywhere: a path under a regular file is unwritable for all.
+    await assert.rejects(
+      openSqliteStore({ dataDir: join(file, "sub"), node: "n1" }),
+      storeError(new RegExp(`^data_dir ${join(file, "sub")} is not writable: ENOTDIR$`)),
+    );
+    await assert.rejects(
+      openSqliteStore({ dataDir: file, node: "n1" }),
+      storeError(/^data_dir .*a-file is not a directory$/),
+    );
+    await assert.rejects(openSqliteStore({ dataDir: base, node: "" }), isCode(ErrorCode.store));
+  });
+
+  it("refuses a database file of junk bytes with a clear message", async () => {
+    const dir = newDir();
+    const s = await openSqliteStore({ dataDir: dir, node: "n1" });
+    await s.close();
+    const file = join(dir, SQLITE_FILE);
+    writeFileSync(file, Buffer.alloc(8192, "junk! "));
+    await assert.rejects(
+      openSqliteStore({ dataDir: dir, node: "n1" }),
+      storeError(new RegExp(`^database ${file} is corrupt: file is not a database`)),
+    );
+  });
+
+  it("refuses a database whose pages are damaged (quick_check at open)", async () => {
+    const dir = newDir();
+    const s = await openSqliteStore({ dataDir: dir, node: "n1" });
+    const pad = "p".repeat(300);
+    for (let b = 0; b < 20; b++) {
+      await s.appendEvents(
+        Array.from({ length: 50 }, (_, i) => ({ id: `e${b}-${i}`, ts: i, type: "x", cause: pad })),
+      );
+    }
+    await s.close();
+    const file = join(dir, SQLITE_FILE);
+    const size = statSync(file).size;
+    assert.ok(size > 64 * 1024, `database is ${size} bytes`);
+    // Scribble over pages in the middle of the file (past the header and schema on page 1).
+    const fd = openSync(file, "r+");
+    const junk = Buffer.alloc(4096 * 4);
+    for (let i = 0; i < junk.length; i++) junk[i] = (i * 131 + 7) & 0xff;
+    writeSync(fd, junk, 0, junk.length, Math.floor(size / 2 / 4096) * 4096);
+    closeSync(fd);
+    await assert.rejects(openSqliteStore({ dataDir: dir, node: "n1" }), storeError(/is corrupt: /));
+  });
+
+  it("refuses a database written by a newer schema", async () => {
+    const dir = newDir();
+    const s = await openSqliteStore({ dataDir: dir, node: "n1" });
+    await s.close();
+    const db = new DatabaseSync(join(dir, SQLITE_FILE));
+    db.exec(`PRAGMA user_version = ${SQLITE_SCHEMA_VERSION + 1}`);
+    db.close();
+    await assert.rejects(
+      openSqliteStore({ dataDir: dir, node: "n1" }),
+      storeError(/newer than this Vigil's/),
+    );
+  });
+
+  it("passes integrity_check after ordinary use, with synchronous=full too", async () => {
+    const dir = newDir();
+    const s = await openSqliteStore({ dataDir: dir, node: "n1", synchronous: "full" });
+    await s.appendEvents(Array.from({ length: 100 }, (_, i) => ({ id: `e${i}`, ts: i, type: "x" })));
+    await s.setMeta("k", "v");
+    assert.deepEqual(s.integrityCheck(), ["ok"]);
+    await s.close();
+  });
+});
+
+describe("SQLite store: WAL checkpoints", () => {
+  it("checkpoints on a worker thread, so commits never do", async () => {
+    const s = await openSqliteStore({ dataDir: newDir(), node: "n1" });
+    try {
+      assert.equal(s.checkpointMode, "thread");
+      const pad = "p".repeat(1000);
+      for (let b = 0; b < 10; b++) {
+        await s.appendEvents(
+          Array.from({ length: 500 }, (_, i) => ({ id: `e${b}-${i}`, ts: i, type: "x", cause: pad })),
+        );
+      }
+      // ~5 MB written, past SQLite's 1000-page autocheckpoint: had a commit checkpointed, the
+      // thread would find (nearly) nothing left to do.
+      const r = await s.checkpointNow();
+      assert.ok(r.log > 1000, `WAL holds ${r.log} frames`);
+      assert.equal(r.checkpointed, r.log);
+      assert.deepEqual(s.integrityCheck(), ["ok"]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("hands checkpoints back to SQLite when the thread dies, and when it is off", async () => {
+    const s = await openSqliteStore({ dataDir: newDir(), node: "n1" });
+    await s.killCheckpointerForTest();
+    assert.equal(s.checkpointMode, "inline");
+    const pad = "p".repeat(1000);
+    for (let b = 0; b < 10; b++) {
+      await s.appendEvents(
+        Array.from({ length: 500 }, (_, i) => ({ id: `e${b}-${i}`, ts: i, type: "x", cause: pad })),
+      );
+    }
+    const r = await s.checkpointNow();
+    assert.ok(r.log >= 0 && r.log < 1100, `autocheckpoint keeps the WAL short: ${r.log} frames`);
+    await s.close();
+    const off = await openSqliteStore({ dataDir: newDir(), node: "n1", checkpointThread: false });
+    assert.equal(off.checkpointMode, "inline");
+    await off.close();
+  });
+});
+
+describe("SQLite store: crash safety", () => {
+  it(
+    "keeps every acknowledged batch when the writer is SIGKILLed mid-write",
+    { timeout: 30_000 },
+    async () => {
+      const dir = newDir();
+      const script = fileURLToPath(new URL("./crash-writer.ts", import.meta.url));
+      const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", script, dir], {
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let out = "";
+      let err = "";
+      child.stderr.on("data", (d) => {
+        err += d;
+      });
+      const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+        child.on("exit", (_code, signal) => resolve(signal)),
+      );
+      const ACKS_BEFORE_KILL = 60;
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on("data", (d) => {
+          out += d;
+          if ((out.match(/^ack /gm) ?? []).length >= ACKS_BEFORE_KILL) {
+            child.kill("SIGKILL");
+            resolve();
+          }
+        });
+        child.on("exit", () => reject(new Error(`writer exited early\n${out}\n${err}`)));
+      });
+      assert.equal(await exited, "SIGKILL");
+
+      // Only whole lines count: a line cut by the kill was not a complete acknowledgement.
+      const acked = [...out.matchAll(/^ack (\d+) (\S+)\n/gm)].map((m) => Number(m[1]));
+      assert.ok(acked.length >= ACKS_BEFORE_KILL);
+
+      const s = await openSqliteStore({ dataDir: dir, node: "check" });
+      try {
+        assert.deepEqual(s.integrityCheck(), ["ok"]);
+        const ids = new Set<string>();
+        let cursor: string | undefined;
+        for (;;) {
+          const page = await s.queryEvents({
+            limit: 1000,
+            ...(cursor === undefined ? {} : { afterCursor: cursor }),
+          });
+          for (const e of page.events) ids.add(e.id);
+          if (page.events.length < 1000) break;
+          cursor = page.nextCursor;
+        }
+        for (const b of acked) {
+          for (let i = 0; i < 25; i++)
+            assert.ok(ids.has(`b${b}-e${i}`), `acknowledged event b${b}-e${i} lost`);
+          const rows = await s.queryRollups({
+            pool: "p",
+            target: `t${b % 7}`,
+            fromMs: b * 60_000,
+            toMs: b * 60_000 + 1,
+          });
+          assert.equal(rows.length, 1, `acknowledged rollup of batch ${b} lost`);
+          assert.equal(rows[0]!.count, 3);
+        }
+        // Still a working store after the crash.
+        await s.appendEvents([{ id: "after-crash", ts: 1, type: "x" }]);
+      } finally {
+        await s.close();
+      }
+    },
+  );
+});
+
+describe("SQLite store: failed writes", () => {
+  it("rejects a batch that cannot commit with VIGIL_ERR_STORE, and recovers", async () => {
+    const dir = newDir();
+    const s = await openSqliteStore({ dataDir: dir, node: "n1", busyTimeoutMs: 20 });
+    const other = new DatabaseSync(join(dir, SQLITE_FILE));
+    other.exec("BEGIN IMMEDIATE"); // another writer holds the lock past our busy timeout
+    await assert.rejects(
+      s.appendEvents([{ id: "blocked", ts: 1, type: "x" }]),
+      storeError(/^write to .*vigil\.db failed: database is locked/),
+    );
+    await assert.rejects(s.setMeta("k", "v"), storeError(/database is locked/));
+    other.exec("ROLLBACK");
+    other.close();
+    await s.appendEvents([{ id: "after", ts: 1, type: "x" }]);
+    await s.setMeta("k", "v");
+    assert.deepEqual(
+      (await s.queryEvents({ limit: 10 })).events.map((e) => e.id),
+      ["after"],
+    );
+    await s.close();
+  });
+});
