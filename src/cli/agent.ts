@@ -31,7 +31,7 @@ export async function cmdAgent(args: string[]): Promise<number> {
     logger,
   });
   await node.start();
-  process.stdout.write(`vigil agent ${config.node.name}: API ${node.apiUrl}\n`);
+  process.stdout.write(`vigil agent ${config.node.name}: API ${node.apiUrl} gossip ${node.gossipAddr}\n`);
   await waitForSignal();
   await node.stop();
   logger.flush();

@@ -46,7 +46,7 @@ interface TargetView {
   state: string;
   since?: number | null;
   reason?: string;
-  observers?: { node: string; state: string; reason?: string }[];
+  observers?: { node: string; state: string; reason?: string; voting?: boolean }[];
 }
 interface PoolView {
   name: string;
@@ -117,7 +117,10 @@ export async function cmdStatus(args: string[]): Promise<number> {
           t.target,
           t.state.toUpperCase(),
           ago(t.since, now),
-          (t.observers ?? []).map((o) => `${o.node}:${o.state}`).join(",") || "-",
+          (t.observers ?? [])
+            .filter((o) => o.voting !== false)
+            .map((o) => `${o.node}:${o.state}`)
+            .join(",") || "-",
           t.reason ?? "",
         ]),
       )}\n`,
