@@ -581,7 +581,10 @@ export class NodeCore {
   notifyMsg(bytes: Uint8Array, nowMs: number, wallMs: number): void {
     this.advance(nowMs, wallMs);
     const d = decodeWire(bytes, nodeCoreLimits.maxWireBytes);
-    if (!d.ok) return this.drop(d.reason);
+    if (!d.ok) {
+      this.drop(d.reason);
+      return;
+    }
     this.stats.deltasReceived++;
     const m = d.msg;
     if (m.t === "obs") this.mergeRegisters(this.observations.applyDelta(m.registers));
@@ -699,11 +702,15 @@ export class NodeCore {
     const d = decodeWire(reply, nodeCoreLimits.maxWireBytes);
     if (!d.ok) {
       this.stats.syncsFailed++;
-      return this.drop(d.reason);
+      this.drop(d.reason);
+      return;
     }
     const m = d.msg;
     if (m.t === "ack") return;
-    if (m.t !== "pulled") return this.drop("unexpected_type");
+    if (m.t !== "pulled") {
+      this.drop("unexpected_type");
+      return;
+    }
     this.mergeExchangeReply(m.reply);
     this.mergePools(m.pools);
     this.mergeAdmin(m.admin);
