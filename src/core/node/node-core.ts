@@ -11,7 +11,7 @@
 import type { CheckResult } from "../../checkers/types.ts";
 import type { PoolSpec, TargetAddr } from "../../config/types.ts";
 import { assert } from "../assert.ts";
-import { BroadcastQueue, retransmitLimit } from "../membership/broadcast-queue.ts";
+import { BroadcastQueue } from "../membership/broadcast-queue.ts";
 import { applyResult, checkMode, initialObservation, type Observation } from "../observation/observation.ts";
 import { Placement } from "../placement/placement.ts";
 import type { Random } from "../random.ts";
