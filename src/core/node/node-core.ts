@@ -36,8 +36,12 @@ export const nodeCoreLimits = {
   maxQueuedBroadcasts: 100_000,
   /** A replication message larger than this is dropped and counted. */
   maxWireBytes: 64 * 1024 * 1024,
+  /** A replication message larger than this is not gossiped but left to anti-entropy. */
+  maxBroadcastBytes: 1_000,
   /** Sync requests in flight at once. */
-  maxSyncsInFlight: 4,
+  maxSyncsInFlight: 8,
+  /** Peers a node exchanges state with at once after learning of a pool change. */
+  fanoutPeers: 3,
 } as const;
 
 export type MemberState = "alive" | "suspect" | "dead" | "left";
@@ -163,6 +167,8 @@ export class NodeCore {
   private nextSyncMs: number;
   private nextGcMs: number;
   private reqSeq = 0;
+  /** A change too big to gossip is waiting to be pushed to a few peers at the next tick. */
+  private fanout = false;
   private readonly syncs = new Map<number, string>();
   readonly stats = {
     wireDropped: {} as Record<string, number>,
@@ -174,6 +180,7 @@ export class NodeCore {
     registersPulled: 0,
     registersPushed: 0,
     poolsRejected: 0,
+    broadcastsTooBig: 0,
   };
 
   constructor(opts: NodeCoreOptions) {
@@ -217,6 +224,10 @@ export class NodeCore {
       this.nextSyncMs = nowMs + this.opts.antiEntropyIntervalMs * (0.75 + 0.5 * this.random.next());
       this.startSync();
     }
+    if (this.fanout) {
+      this.fanout = false;
+      for (let i = 0; i < nodeCoreLimits.fanoutPeers; i++) this.startSync();
+    }
     if (nowMs >= this.nextGcMs) {
       this.nextGcMs = nowMs + 60_000;
       this.gc();
@@ -229,6 +240,7 @@ export class NodeCore {
   }
 
   nextDeadline(): number {
+    if (this.fanout) return this.nowMs;
     const d = this.scheduler.nextDeadline();
     return Math.min(d ?? Number.POSITIVE_INFINITY, this.nextSyncMs, this.nextGcMs);
   }
@@ -564,7 +576,15 @@ export class NodeCore {
 
   private queueBroadcast(m: WireMessage, key: string): void {
     if (this.liveMemberCount() <= 1) return; // nobody to tell; anti-entropy covers joiners
-    this.broadcasts.queue(key, encodeWire(m));
+    const bytes = encodeWire(m);
+    if (bytes.length > nodeCoreLimits.maxBroadcastBytes) {
+      // Too big to piggyback on a packet (a pool of many targets): exchange state with a few
+      // peers now; each that learns something new does the same (see mergePools).
+      this.stats.broadcastsTooBig++;
+      this.fanout = true;
+      return;
+    }
+    this.broadcasts.queue(key, bytes);
     this.stats.deltasSent++;
   }
 
@@ -594,7 +614,11 @@ export class NodeCore {
   }
 
   private mergePools(entries: readonly LwwEntry<unknown>[]): void {
-    for (const c of this.poolMap.applyDelta(entries, this.wallMs)) this.applyPoolChange(c, "replicated");
+    const changes = this.poolMap.applyDelta(entries, this.wallMs);
+    for (const c of changes) this.applyPoolChange(c, "replicated");
+    // Pass news of pools on at once: they are rare, and waiting for periodic anti-entropy
+    // would take O(log n) rounds of its interval.
+    if (changes.length > 0) this.fanout = true;
   }
 
   private mergeAdmin(entries: readonly LwwEntry<AdminValue>[]): void {
