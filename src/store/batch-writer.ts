@@ -1,15 +1,15 @@
 // Group commit in front of a store: appends queue in memory and commit together, so the check
 // path never waits on a disk sync per event and a burst of N rows costs one transaction.
 //
-// A batch commits when `flushRows` rows are queued, or `flushIntervalMs` after the first row came,
-// or at once after the previous commit when rows arrived meanwhile; it takes whole calls, up to
-// `flushRows` rows. One commit is in flight at a time, so batches commit in queue order. Each append's promise settles with its
-// batch's commit: resolved means committed (the acknowledgement), rejected means none of that
-// batch was written. The queue is bounded; past the bound appends reject at once.
+// A batch commits when `flushRows` rows are queued, or `flushIntervalMs` after the first row
+// came, or at once after the previous commit when rows arrived meanwhile; it takes whole calls,
+// up to `flushRows` rows. One commit is in flight at a time, so batches commit in queue order.
+// Each append's promise settles with its batch's commit: resolved means committed (the
+// acknowledgement), rejected means none of that batch was written. The queue is bounded; past
+// the bound appends reject at once.
 
 import { ErrorCode, isVigilError, VigilError } from "../core/errors.ts";
-import type { RollupRow, StoredEvent } from "./types.ts";
-import { storeLimits } from "./types.ts";
+import { type RollupRow, type StoredEvent, storeLimits } from "./types.ts";
 import { closedError, storeError } from "./validate.ts";
 
 export interface BatchOptions {

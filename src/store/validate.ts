@@ -26,6 +26,8 @@ function checkString(v: unknown, what: string, maxChars: number, optional: boole
   if (typeof v !== "string") return `${what} must be a string`;
   if (v.length === 0) return `${what} must not be empty`;
   if (v.length > maxChars) return `${what} is ${v.length} chars, more than ${maxChars}`;
+  // PostgreSQL text cannot hold NUL; refusing it everywhere keeps both stores alike.
+  if (v.includes("\u0000")) return `${what} must not contain NUL characters`;
   return undefined;
 }
 
@@ -40,8 +42,9 @@ function checkEvent(e: StoredEvent): string | undefined {
     checkString(e.from, "from", storeLimits.maxEventFieldChars, true) ??
     checkString(e.to, "to", storeLimits.maxEventFieldChars, true);
   if (problem !== undefined) return problem;
-  if (e.cause !== undefined && (typeof e.cause !== "string" || e.cause.length > storeLimits.maxCauseChars)) {
-    return `cause must be a string of at most ${storeLimits.maxCauseChars} chars`;
+  if (e.cause !== undefined) {
+    const cause = checkString(e.cause, "cause", storeLimits.maxCauseChars, true);
+    if (cause !== undefined && e.cause !== "") return cause;
   }
   if (!Number.isSafeInteger(e.ts) || e.ts < 0) return `ts must be an integer ms >= 0, got ${e.ts}`;
   if (e.data !== undefined) {
@@ -200,6 +203,7 @@ export function checkMetaKey(key: string): void {
 
 export function checkMetaValue(value: string): void {
   if (typeof value !== "string") throw bad("meta value must be a string");
+  if (value.includes("\u0000")) throw bad("meta value must not contain NUL characters");
   if (Buffer.byteLength(value) > storeLimits.maxMetaValueBytes) {
     throw bad(`meta value is more than ${storeLimits.maxMetaValueBytes} bytes`);
   }
@@ -214,7 +218,7 @@ export function checkDocKey(namespace: string, key: string): void {
 
 /** The JSON text to store for a doc value. */
 export function encodeDoc(value: unknown, hlc: string): string {
-  if (typeof hlc !== "string" || hlc.length > storeLimits.maxEventFieldChars) {
+  if (typeof hlc !== "string" || hlc.length > storeLimits.maxEventFieldChars || hlc.includes("\u0000")) {
     throw bad(`hlc must be a string of at most ${storeLimits.maxEventFieldChars} chars`);
   }
   let json: string | undefined;

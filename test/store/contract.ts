@@ -261,6 +261,8 @@ export function runStoreContract(name: string, makeHarness: () => Promise<StoreH
         { id: "a", ts: 1 },
         { id: "a", ts: 1, type: "x", pool: 7 },
         { id: "a", ts: 1, type: "x", cause: "c".repeat(5000) },
+        { id: "a", ts: 1, type: "x", cause: 5 },
+        { id: "a", ts: 1, type: "x", target: "10.0.0.1:80\u0000" },
         { id: "a", ts: 1, type: "x", data: { big: "d".repeat(17 * 1024) } },
         { id: "a", ts: 1, type: "x", data: [1, 2] },
         null,
@@ -662,6 +664,7 @@ export function runStoreContract(name: string, makeHarness: () => Promise<StoreH
       await assert.rejects(a.setMeta("", "x"), isCode(ErrorCode.badRequest));
       await assert.rejects(a.setMeta("k", "v".repeat(65 * 1024)), isCode(ErrorCode.badRequest));
       await assert.rejects(a.setMeta("k", 5 as unknown as string), isCode(ErrorCode.badRequest));
+      await assert.rejects(a.setMeta("k", "a\u0000b"), isCode(ErrorCode.badRequest));
       await assert.rejects(a.putDoc("", "k", {}, "h"), isCode(ErrorCode.badRequest));
       await assert.rejects(a.putDoc("pool", "k", undefined, "h"), isCode(ErrorCode.badRequest));
       await assert.rejects(a.putDoc("pool", "k", { n: 1n }, "h"), isCode(ErrorCode.badRequest));
