@@ -57,8 +57,23 @@ type SimEvent =
       reqId: number;
       bytes: Uint8Array;
     }
-  | { kind: "reply"; node: VigilSimNode; life: number; channel: "m" | "r"; reqId: number; reply: Uint8Array | Error }
-  | { kind: "check"; node: VigilSimNode; life: number; id: string; spec: unknown; ok: boolean; latencyMs: number }
+  | {
+      kind: "reply";
+      node: VigilSimNode;
+      life: number;
+      channel: "m" | "r";
+      reqId: number;
+      reply: Uint8Array | Error;
+    }
+  | {
+      kind: "check";
+      node: VigilSimNode;
+      life: number;
+      id: string;
+      spec: unknown;
+      ok: boolean;
+      latencyMs: number;
+    }
   | { kind: "call"; fn: () => void };
 
 export class VigilSim {
@@ -163,6 +178,7 @@ export class VigilSim {
   }
 
   join(node: VigilSimNode, seeds: VigilSimNode[]): void {
+    node.core!.holdChecks(true);
     node.membership!.join(
       this.nowMs,
       seeds.map((s) => s.addr),
@@ -220,6 +236,7 @@ export class VigilSim {
   private membershipEvent(node: VigilSimNode, e: MembershipEvent): void {
     const core = node.core!;
     if (e.type === "join.done") {
+      core.holdChecks(false);
       core.syncSoon();
       return;
     }
@@ -286,7 +303,13 @@ export class VigilSim {
     }
   }
 
-  private openStream(client: VigilSimNode, to: Addr, channel: "m" | "r", reqId: number, bytes: Uint8Array): void {
+  private openStream(
+    client: VigilSimNode,
+    to: Addr,
+    channel: "m" | "r",
+    reqId: number,
+    bytes: Uint8Array,
+  ): void {
     const server = this.byAddr.get(to);
     const leg = server === undefined ? undefined : this.net.streamLegMs(client.index, server.index);
     if (server === undefined || leg === undefined) {
@@ -300,7 +323,15 @@ export class VigilSim {
       });
       return;
     }
-    this.push(this.nowMs + leg, { kind: "stream", server, client, clientLife: client.life, channel, reqId, bytes });
+    this.push(this.nowMs + leg, {
+      kind: "stream",
+      server,
+      client,
+      clientLife: client.life,
+      channel,
+      reqId,
+      bytes,
+    });
   }
 
   private handle(e: SimEvent): void {

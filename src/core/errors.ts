@@ -26,7 +26,11 @@ export class VigilError extends Error {
   /** The file the input came from, when there is one. */
   readonly file: string | undefined;
 
-  constructor(code: ErrorCode, message: string, opts: { path?: string; file?: string; cause?: unknown } = {}) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    opts: { path?: string; file?: string; cause?: unknown } = {},
+  ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = "VigilError";
     this.code = code;

@@ -245,7 +245,12 @@ export class VigilNode implements ApiBackend {
         },
       });
     }
-    if (n.join.length > 0) this.membership.join(this.now(), n.join);
+    if (n.join.length > 0) {
+      // Hold checks until the join completes (or fails): alone, this node would own and
+      // check every target only to hand most of them over a moment later.
+      this.core.holdChecks(true);
+      this.membership.join(this.now(), n.join);
+    }
     this.log.info(
       {
         api: this.api.url,
@@ -365,7 +370,9 @@ export class VigilNode implements ApiBackend {
       return;
     }
     if (e.type === "join.done") {
-      this.log.info({ contacted: e.contacted, failed: e.failed }, "join finished");
+      if (e.contacted === 0) this.log.warn({ failed: e.failed }, "join: no seed answered; checking alone until one does");
+      else this.log.info({ contacted: e.contacted }, "joined");
+      this.core.holdChecks(false);
       this.core.syncSoon();
       return;
     }

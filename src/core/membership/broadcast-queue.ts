@@ -3,7 +3,8 @@
 // Each broadcast is piggybacked on outgoing packets until it has been sent
 // `retransmitMult × ceil(log10(n + 1))` times: enough, with gossip fan-out, to reach every
 // member with high probability, and no more. The least-sent broadcasts go first, so fresh news
-// overtakes old news. A broadcast about a key (a member name) replaces any queued broadcast
+// overtakes old news; among broadcasts sent equally often the newest goes first (as in
+// memberlist), so a backlog never delays a fresh fact. A broadcast about a key (a member name) replaces any queued broadcast
 // about the same key: only the newest fact about a member is worth the bytes.
 
 import { assert } from "../assert.ts";
@@ -15,6 +16,14 @@ interface Item {
   readonly bytes: Uint8Array;
   transmits: number;
   readonly onDone: ((end: BroadcastEnd) => void) | undefined;
+  /** Where the item sits: its tier array and index there (slots are nulled on removal). */
+  slot: number;
+}
+
+/** A tier: items sent equally often, oldest first; removed ones leave a null until compaction. */
+interface Tier {
+  items: (Item | null)[];
+  live: number;
 }
 
 export interface BroadcastQueueOptions {
@@ -36,7 +45,7 @@ const MAX_MISSES_PER_CALL = 64;
 export class BroadcastQueue {
   private readonly opts: BroadcastQueueOptions;
   /** tiers[t] holds the items sent t times, oldest first. */
-  private readonly tiers: Set<Item>[] = [];
+  private readonly tiers: Tier[] = [];
   private readonly byKey = new Map<string, Item>();
   private count = 0;
   /** The shortest broadcast ever queued: once less room than that is left, stop looking. */
@@ -61,8 +70,8 @@ export class BroadcastQueue {
       if (old !== undefined) this.remove(old, "invalidated");
     }
     this.minBytes = Math.min(this.minBytes, bytes.length);
-    const item: Item = { key, bytes, transmits: 0, onDone };
-    this.tierOf(0).add(item);
+    const item: Item = { key, bytes, transmits: 0, onDone, slot: 0 };
+    this.add(item);
     if (key !== undefined) this.byKey.set(key, item);
     this.count++;
     while (this.count > this.opts.maxQueued) this.dropOldest();
@@ -83,8 +92,11 @@ export class BroadcastQueue {
     let misses = 0;
     for (let t = 0; t < this.tiers.length && misses < MAX_MISSES_PER_CALL; t++) {
       const tier = this.tiers[t];
-      if (tier === undefined || tier.size === 0) continue;
-      for (const item of tier) {
+      if (tier === undefined || tier.live === 0) continue;
+      // Newest first within a tier.
+      for (let i = tier.items.length - 1; i >= 0; i--) {
+        const item = tier.items[i];
+        if (item === null || item === undefined) continue;
         if (skip?.has(item.bytes)) continue;
         const cost = overheadBytes + item.bytes.length;
         if (used + cost > limitBytes) {
@@ -93,36 +105,64 @@ export class BroadcastQueue {
         }
         used += cost;
         out.push(item.bytes);
-        tier.delete(item);
+        this.unlink(item, false);
         item.transmits++;
         if (item.transmits >= limit) this.finish(item, "sent");
         else promoted.push(item);
       }
       if (limitBytes - used < overheadBytes + this.minBytes) break;
     }
-    // Promoted after the scan, so an item is not picked twice for the same packet.
-    for (const item of promoted) this.tierOf(item.transmits).add(item);
+    // Compacted and promoted after the scan: indices stay put while it runs, and an item is
+    // not picked twice for the same packet.
+    for (const tier of this.tiers) this.compact(tier);
+    for (const item of promoted) this.add(item);
     return out;
   }
 
   /** Drops everything queued (e.g. the node is shutting down); nothing is reported as sent. */
   clear(): void {
     for (const tier of this.tiers) {
-      for (const item of tier) item.onDone?.("invalidated");
-      tier.clear();
+      for (const item of tier.items) item?.onDone?.("invalidated");
+      tier.items.length = 0;
+      tier.live = 0;
     }
     this.byKey.clear();
     this.count = 0;
   }
 
-  private tierOf(t: number): Set<Item> {
-    while (this.tiers.length <= t) this.tiers.push(new Set());
-    return this.tiers[t]!;
+  private add(item: Item): void {
+    while (this.tiers.length <= item.transmits) this.tiers.push({ items: [], live: 0 });
+    const tier = this.tiers[item.transmits]!;
+    item.slot = tier.items.length;
+    tier.items.push(item);
+    tier.live++;
+  }
+
+  /** Takes an item out of its tier, leaving a hole. */
+  private unlink(item: Item, compact = true): void {
+    const tier = this.tiers[item.transmits];
+    assert(tier !== undefined && tier.items[item.slot] === item, "broadcast not in its tier");
+    tier.items[item.slot] = null;
+    tier.live--;
+    if (compact) this.compact(tier);
+  }
+
+  /** Squeezes the holes out of a tier once it is mostly holes. */
+  private compact(tier: Tier): void {
+    if (tier.live === 0) tier.items.length = 0;
+    else if (tier.items.length > 64 && tier.live * 2 < tier.items.length) {
+      let j = 0;
+      for (const it of tier.items) {
+        if (it === null) continue;
+        it.slot = j;
+        tier.items[j++] = it;
+      }
+      tier.items.length = j;
+    }
   }
 
   private remove(item: Item, end: BroadcastEnd): void {
-    const removed = this.tiers[item.transmits]?.delete(item) ?? false;
-    assert(removed, "broadcast not in its tier");
+    this.unlink(item);
     this.finish(item, end);
   }
 
@@ -136,9 +176,10 @@ export class BroadcastQueue {
   private dropOldest(): void {
     for (let t = this.tiers.length - 1; t >= 0; t--) {
       const tier = this.tiers[t]!;
-      const first = tier.values().next();
-      if (first.done === true) continue;
-      this.remove(first.value, "dropped");
+      if (tier.live === 0) continue;
+      const first = tier.items.find((it) => it !== null);
+      if (first === undefined || first === null) continue;
+      this.remove(first, "dropped");
       this.dropped++;
       return;
     }

@@ -16,7 +16,7 @@ import { applyResult, checkMode, initialObservation, type Observation } from "..
 import { Placement } from "../placement/placement.ts";
 import type { Random } from "../random.ts";
 import { Scheduler } from "../scheduler/scheduler.ts";
-import { HybridClock } from "../state/hlc.ts";
+import { compareHlc, HybridClock } from "../state/hlc.ts";
 import { type LwwChange, type LwwEntry, LwwMap } from "../state/lww.ts";
 import { type ExchangeReply, ObservationMap, type Register } from "../state/observations.ts";
 import {
@@ -32,8 +32,12 @@ export const nodeCoreLimits = {
   /** Registers in one anti-entropy reply; the rest follows in the next round. */
   maxRegistersPerExchange: 20_000,
   maxBytesPerExchange: 4 * 1024 * 1024,
-  /** Queued replication broadcasts; beyond it the most-sent are dropped (anti-entropy repairs). */
-  maxQueuedBroadcasts: 100_000,
+  /**
+   * Queued replication broadcasts; beyond it the most-sent, oldest are dropped. Gossip is for
+   * fresh news (newest first); a burst bigger than this (a cluster starting) is anti-entropy's
+   * job, so a short queue loses nothing but keeps fresh news from waiting behind a backlog.
+   */
+  maxQueuedBroadcasts: 1_024,
   /** A replication message larger than this is dropped and counted. */
   maxWireBytes: 64 * 1024 * 1024,
   /** A replication message larger than this is not gossiped but left to anti-entropy. */
@@ -169,6 +173,8 @@ export class NodeCore {
   private reqSeq = 0;
   /** A change too big to gossip is waiting to be pushed to a few peers at the next tick. */
   private fanout = false;
+  private checksHeld = false;
+  private bootGapClosed = false;
   private readonly syncs = new Map<number, string>();
   readonly stats = {
     wireDropped: {} as Record<string, number>,
@@ -216,10 +222,18 @@ export class NodeCore {
     this.wallMs = wallMs;
   }
 
+  /**
+   * While joining, a node would own every target (it knows no one else yet) and start checks
+   * it is about to hand over. The shell holds checks until the join completes.
+   */
+  holdChecks(held: boolean): void {
+    this.checksHeld = held;
+  }
+
   /** Starts due checks and runs the periodic work (anti-entropy, gc). */
   tick(nowMs: number, wallMs: number): void {
     this.advance(nowMs, wallMs);
-    for (const s of this.scheduler.poll(nowMs).start) this.startCheck(s.key, s.lagMs);
+    if (!this.checksHeld) for (const s of this.scheduler.poll(nowMs).start) this.startCheck(s.key, s.lagMs);
     if (nowMs >= this.nextSyncMs) {
       this.nextSyncMs = nowMs + this.opts.antiEntropyIntervalMs * (0.75 + 0.5 * this.random.next());
       this.startSync();
@@ -241,7 +255,7 @@ export class NodeCore {
 
   nextDeadline(): number {
     if (this.fanout) return this.nowMs;
-    const d = this.scheduler.nextDeadline();
+    const d = this.checksHeld ? undefined : this.scheduler.nextDeadline();
     return Math.min(d ?? Number.POSITIVE_INFINITY, this.nextSyncMs, this.nextGcMs);
   }
 
@@ -454,9 +468,13 @@ export class NodeCore {
     }
     t.own = newest ?? initialObservation(this.wallMs);
     t.mustReport = true;
-    const fresh =
-      newest?.lastCheckedWallMs != null && this.wallMs - newest.lastCheckedWallMs < spec.intervalMs;
-    this.scheduler.upsert(t.id, spec, this.nowMs, fresh ? "spread" : "immediate");
+    // A handoff (someone observed it before, but not within an interval) is checked at once so
+    // the target stays checked at least once per interval. A target nobody has observed yet
+    // (a new pool, a fresh cluster) gets a random first slot in its interval instead, so ten
+    // thousand new targets do not fire together.
+    const last = newest?.lastCheckedWallMs;
+    const handoff = last != null && this.wallMs - last >= spec.intervalMs;
+    this.scheduler.upsert(t.id, spec, this.nowMs, handoff ? "immediate" : "spread");
     this.scheduler.setMode(t.id, checkMode(t.own), this.nowMs);
   }
 
@@ -607,27 +625,35 @@ export class NodeCore {
     }
     this.stats.deltasReceived++;
     const m = d.msg;
-    if (m.t === "obs") this.mergeRegisters(this.observations.applyDelta(m.registers));
-    else if (m.t === "pools") this.mergePools(m.entries);
+    // Epidemic dissemination: what was news to us is passed on, with its own transmit limit,
+    // so a change reaches everyone in O(log n) gossip rounds, not at the next anti-entropy.
+    // What we already knew is not, so the rumour dies out once everyone has it.
+    if (m.t === "obs") {
+      const changed = this.observations.applyDelta(m.registers);
+      for (const r of changed)
+        this.queueBroadcast({ t: "obs", registers: [r] }, `o:${r.targetId}:${r.observer}`);
+      this.mergeRegisters(changed);
+    } else if (m.t === "pools") this.mergePools(m.entries);
     else if (m.t === "admin") this.mergeAdmin(m.entries);
     else this.drop("unexpected_type");
   }
 
+  /** Merges pool entries from a peer and passes on what was news (pools are rare). */
   private mergePools(entries: readonly LwwEntry<unknown>[]): void {
-    const changes = this.poolMap.applyDelta(entries, this.wallMs);
-    for (const c of changes) this.applyPoolChange(c, "replicated");
-    // Pass news of pools on at once: they are rare, and waiting for periodic anti-entropy
-    // would take O(log n) rounds of its interval.
-    if (changes.length > 0) this.fanout = true;
+    const news = newsIn(this.poolMap, entries);
+    for (const c of this.poolMap.applyDelta(entries, this.wallMs)) this.applyPoolChange(c, "replicated");
+    for (const e of news) this.queueBroadcast({ t: "pools", entries: [e] }, `p:${e.key}`);
   }
 
   private mergeAdmin(entries: readonly LwwEntry<AdminValue>[]): void {
+    const news = newsIn(this.adminMap, entries);
     const changes = this.adminMap.applyDelta(entries, this.wallMs);
     this.applyAdminChanges(changes, "replicated");
     for (const c of changes) {
       const t = this.targets.get(c.key);
       if (t !== undefined) this.recomputeVerdict(t);
     }
+    for (const e of news) this.queueBroadcast({ t: "admin", entries: [e] }, `a:${e.key}`);
   }
 
   private mergeRegisters(changed: readonly Register<Observation>[]): void {
@@ -674,6 +700,9 @@ export class NodeCore {
     return {
       maxRegisters: nodeCoreLimits.maxRegistersPerExchange,
       maxBytes: nodeCoreLimits.maxBytesPerExchange,
+      // An estimate, not JSON.stringify per register: exchanges carry thousands of them.
+      sizeOf: (r: Register<unknown>) =>
+        96 + r.targetId.length + r.observer.length + ((r.value as Observation).lastReason?.length ?? 0),
     };
   }
 
@@ -709,6 +738,13 @@ export class NodeCore {
 
   private mergeExchangeReply(reply: ExchangeReply<Observation>): void {
     const changed = this.observations.mergeExchange(reply.registers, reply.vector, reply.complete);
+    // After a restart our own older registers may live on at peers; one complete exchange has
+    // brought back what this peer held of them, and our new writes supersede the rest. Until
+    // then our vector entry stays low so peers keep offering them (see ObservationMap).
+    if (reply.complete && !this.bootGapClosed) {
+      this.bootGapClosed = true;
+      this.observations.closeBootGap();
+    }
     this.stats.registersPulled += reply.registers.length;
     this.mergeRegisters(changed);
   }
@@ -889,4 +925,12 @@ export class NodeCore {
     if (ps === undefined || !ps.spec.failOpen) return false;
     return ![...ps.targets.values()].some((t) => this.effective(t) === "up");
   }
+}
+
+/** The entries newer than what the map holds for their key: news to pass on. */
+function newsIn<V>(map: LwwMap<V>, entries: readonly LwwEntry<V>[]): LwwEntry<V>[] {
+  return entries.filter((e) => {
+    const held = map.entry(e.key);
+    return held === undefined || compareHlc(e.ts, held.ts) > 0;
+  });
 }
