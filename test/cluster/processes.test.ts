@@ -147,14 +147,13 @@ pools:
       );
     }
     // the check load splits: each node owns about 2/3 of 30 = 20 targets (checks since the split)
-    const owned = await Promise.all(
-      agents.map(async (a) => (await json<{ owned: number }>(`${a.api}/v1/health`)).owned),
-    );
-    assert.equal(
-      owned.reduce((x, y) => x + y, 0),
-      60,
-      `each target owned twice: ${owned}`,
-    );
+    // once every node has the same view, each target is owned exactly twice
+    const owned = await eventually(async () => {
+      const o = await Promise.all(
+        agents.map(async (a) => (await json<{ owned: number }>(`${a.api}/v1/health`)).owned),
+      );
+      return o.reduce((x, y) => x + y, 0) === 60 ? o : undefined;
+    }, "each target to be owned by exactly 2 nodes");
     for (const n of owned) assert.ok(n >= 12 && n <= 28, `owned ${owned}`);
     const counts = await Promise.all(
       agents.map(async (a) => {

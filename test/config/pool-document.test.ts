@@ -87,7 +87,7 @@ describe("parsePoolDocument", () => {
       assert.equal(e.path, undefined);
       assert.match(e.message, /^expected a pool name of lowercase letters/);
     }
-    assert.equal(parsePoolDocument("a".repeat(limits.maxPoolNameChars), web).name.length, 128);
+    assert.equal(parsePoolDocument("a".repeat(limits.maxPoolNameChars), web).name.length, 62);
     assert.equal(parsePoolDocument("0_web-1", web).name, "0_web-1");
   });
 });
