@@ -19,10 +19,16 @@ import { arg, percentile, progress, round, writeResults } from "./lib.ts";
 const ORIGIN_PORTS = 250;
 
 async function startOrigins(): Promise<{ ports: number[]; stop: () => void }> {
-  const child = spawn(process.execPath, [fileURLToPath(new URL("./origin-server.ts", import.meta.url)), String(ORIGIN_PORTS)], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const line = await new Promise<string>((resolve) => createInterface({ input: child.stdout! }).once("line", resolve));
+  const child = spawn(
+    process.execPath,
+    [fileURLToPath(new URL("./origin-server.ts", import.meta.url)), String(ORIGIN_PORTS)],
+    {
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
+  const line = await new Promise<string>((resolve) =>
+    createInterface({ input: child.stdout! }).once("line", resolve),
+  );
   return { ports: (JSON.parse(line) as { ports: number[] }).ports, stop: () => child.kill("SIGKILL") };
 }
 
@@ -31,10 +37,12 @@ function configFor(ports: number[], targets: number, intervalMs: number, maxConc
   const pools: string[] = [];
   for (let p = 0; p * ports.length < targets; p++) {
     const n = Math.min(ports.length, targets - p * ports.length);
-    pools.push(`  p${p}:\n    check: { type: http, path: /healthz }\n    targets: [${ports
-      .slice(0, n)
-      .map((port) => `127.0.0.1:${port}`)
-      .join(", ")}]`);
+    pools.push(
+      `  p${p}:\n    check: { type: http, path: /healthz }\n    targets: [${ports
+        .slice(0, n)
+        .map((port) => `127.0.0.1:${port}`)
+        .join(", ")}]`,
+    );
   }
   return `node: { name: bench, api: "127.0.0.1:0", gossip: "127.0.0.1:0", max_concurrent_checks: ${maxConcurrent} }
 defaults: { interval: ${intervalMs}ms, timeout: ${Math.min(2000, intervalMs)}ms, rise: 2, fall: 3, jitter: 0.1 }
@@ -62,9 +70,20 @@ interface PhaseResult {
   lagP99MsByWindow: number[];
 }
 
-async function phase(ports: number[], targets: number, intervalMs: number, seconds: number, warmupS: number): Promise<PhaseResult> {
+async function phase(
+  ports: number[],
+  targets: number,
+  intervalMs: number,
+  seconds: number,
+  warmupS: number,
+): Promise<PhaseResult> {
   const cfg = parseConfigText(configFor(ports, targets, intervalMs, 512), "<bench>");
-  const node = new VigilNode(cfg, { clock: systemClock, random: new SeededRandom(7), prober: createProber(), logger: silentLogger });
+  const node = new VigilNode(cfg, {
+    clock: systemClock,
+    random: new SeededRandom(7),
+    prober: createProber(),
+    logger: silentLogger,
+  });
   let lags: number[] = [];
   let lats: number[] = [];
   let checks = 0;
@@ -95,7 +114,9 @@ async function phase(ports: number[], targets: number, intervalMs: number, secon
   const windowMs = Math.max(1000, intervalMs);
   const ticker = setInterval(() => {
     byWindow.push(round(percentile(windowLags, 99), 2));
-    progress(`  ${byWindow.length * (windowMs / 1000)}s: ${checks} checks, window lag p99 ${byWindow.at(-1)}ms`);
+    progress(
+      `  ${byWindow.length * (windowMs / 1000)}s: ${checks} checks, window lag p99 ${byWindow.at(-1)}ms`,
+    );
     windowLags = [];
   }, windowMs);
   const cpu0 = process.cpuUsage();
@@ -133,13 +154,24 @@ async function phase(ports: number[], targets: number, intervalMs: number, secon
 
 const origins = await startOrigins();
 try {
-  const rate = await phase(origins.ports, arg("rate-targets", 5000), arg("rate-interval-ms", 1000), arg("rate-seconds", 20), 3);
-  progress(`rate: ${rate.checksPerSecond} checks/s, lag p99 ${rate.lagMsP99}ms, ${rate.cpuMicrosPerCheck}µs CPU/check`);
+  const rate = await phase(
+    origins.ports,
+    arg("rate-targets", 5000),
+    arg("rate-interval-ms", 1000),
+    arg("rate-seconds", 20),
+    3,
+  );
+  progress(
+    `rate: ${rate.checksPerSecond} checks/s, lag p99 ${rate.lagMsP99}ms, ${rate.cpuMicrosPerCheck}µs CPU/check`,
+  );
   const hold = await phase(origins.ports, arg("hold-targets", 20_000), 10_000, arg("hold-seconds", 120), 12);
-  progress(`hold: ${hold.checksPerSecond} checks/s, lag p99 ${hold.lagMsP99}ms, windows ${hold.lagP99MsByWindow.join(",")}`);
+  progress(
+    `hold: ${hold.checksPerSecond} checks/s, lag p99 ${hold.lagMsP99}ms, windows ${hold.lagP99MsByWindow.join(",")}`,
+  );
   const path = writeResults("checks", {
     machine: { cores: (await import("node:os")).availableParallelism() },
-    notes: "HTTP checks, new connection per check, origins in a separate process on loopback; CPU is the agent process only (user+system).",
+    notes:
+      "HTTP checks, new connection per check, origins in a separate process on loopback; CPU is the agent process only (user+system).",
     rate,
     hold,
   });

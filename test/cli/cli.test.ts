@@ -43,7 +43,11 @@ describe("vigil check", () => {
     assert.equal(o.target, up.key);
   });
   it("exits 2 on bad usage: unknown scheme, no URL, bad timeout", async () => {
-    for (const args of [["check", "gopher://x:1"], ["check"], ["check", `http://${up.key}/`, "--timeout", "soon"]]) {
+    for (const args of [
+      ["check", "gopher://x:1"],
+      ["check"],
+      ["check", `http://${up.key}/`, "--timeout", "soon"],
+    ]) {
       const r = await runVigil(args);
       assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
       assert.match(r.stderr, /^vigil: /);
@@ -69,7 +73,10 @@ describe("vigil (usage)", () => {
 
 describe("vigil agent", () => {
   it("a bad config exits 2 naming the file, the path and what was expected", async () => {
-    const p = writeConfig("bad.yaml", "pools:\n  web:\n    check: { type: http }\n    targets: [127.0.0.1:80]\n    rise: zero\n");
+    const p = writeConfig(
+      "bad.yaml",
+      "pools:\n  web:\n    check: { type: http }\n    targets: [127.0.0.1:80]\n    rise: zero\n",
+    );
     const r = await runVigil(["agent", "--config", p]);
     assert.equal(r.code, 2);
     assert.ok(r.stderr.includes(p), r.stderr);

@@ -19,8 +19,12 @@ export function runVigil(args: string[], timeoutMs = 20_000, env: Record<string,
     });
     let stdout = "";
     let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
+    child.stdout.on("data", (d) => {
+      stdout += d;
+    });
+    child.stderr.on("data", (d) => {
+      stderr += d;
+    });
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
       reject(new Error(`vigil ${args.join(" ")} did not finish in ${timeoutMs}ms\n${stdout}\n${stderr}`));
@@ -60,7 +64,9 @@ export function startVigil(args: string[], env: Record<string, string> = {}): Ru
       }
     }
   });
-  child.stderr!.on("data", (d) => (err += d));
+  child.stderr!.on("data", (d) => {
+    err += d;
+  });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
     child.on("close", (code, signal) => r({ code, signal })),
   );
@@ -73,7 +79,10 @@ export function startVigil(args: string[], env: Record<string, string> = {}): Ru
       new Promise((resolve, reject) => {
         const m = re.exec(out);
         if (m) return resolve(m);
-        const t = setTimeout(() => reject(new Error(`no ${re} in output after ${timeoutMs}ms:\n${out}\n${err}`)), timeoutMs);
+        const t = setTimeout(
+          () => reject(new Error(`no ${re} in output after ${timeoutMs}ms:\n${out}\n${err}`)),
+          timeoutMs,
+        );
         waiters.push({
           re,
           resolve: (mm) => {

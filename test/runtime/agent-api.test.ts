@@ -19,6 +19,12 @@ interface TargetView {
   observers: { node: string; state: string }[];
   recent?: unknown[];
 }
+/** A reply body: an error, or a resource whose fields the test reads. */
+interface ApiReply {
+  error: { code: string; message: string; path?: string };
+  state?: string;
+  [k: string]: unknown;
+}
 interface PoolView {
   name: string;
   targets: TargetView[];
@@ -42,7 +48,7 @@ describe("vigil agent: one node, HTTP API", () => {
       body: typeof body === "string" ? body : JSON.stringify(body),
     });
     const text = await r.text();
-    return { status: r.status, body: (text === "" ? {} : JSON.parse(text)) as Record<string, any> };
+    return { status: r.status, body: (text === "" ? {} : JSON.parse(text)) as ApiReply };
   };
 
   before(async () => {
@@ -101,7 +107,9 @@ pools:
         const s = connect(node.agentPort!, "127.0.0.1", () => s.write(line));
         let out = "";
         s.setEncoding("utf8");
-        s.on("data", (d) => (out += d));
+        s.on("data", (d) => {
+          out += d;
+        });
         s.on("end", () => resolve(out));
         s.on("error", reject);
       });

@@ -147,7 +147,9 @@ describe("GET /v1/events/stream", () => {
     sock.resume();
     let text = "";
     sock.setEncoding("utf8");
-    sock.on("data", (d) => (text += d));
+    sock.on("data", (d) => {
+      text += d;
+    });
     await new Promise<void>((r) => sock.once("end", () => r()));
     assert.match(text, /event: dropped\ndata: \{"reason":"slow consumer"/);
     sock.destroy();
