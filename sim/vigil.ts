@@ -41,7 +41,7 @@ export interface VigilSimNode {
   life: number;
   tickAtMs: number | undefined;
   events: EventInit[];
-  /** Checks this node ran, by target id (virtual start times). */
+  /** Checks this node ran. */
   checks: number;
 }
 
@@ -87,8 +87,12 @@ export class VigilSim {
   private readonly byAddr = new Map<Addr, VigilSimNode>();
   private readonly byName = new Map<string, VigilSimNode>();
   private nowMs = 0;
+  /** Bytes put on the simulated wire (before encryption overhead), by kind. */
+  readonly traffic = { udpPackets: 0, udpBytes: 0, streams: 0, streamBytes: 0 };
   /** Every check start, by target id: virtual times, for at-least-once assertions. */
   readonly checkTimes = new Map<string, number[]>();
+  /** Set false to stop recording check times (long benchmark runs). */
+  recordChecks = true;
   private pools: [string, unknown][] = [];
   private steps = 0;
 
@@ -259,12 +263,14 @@ export class VigilSim {
     switch (o.kind) {
       case "check": {
         node.checks++;
-        let times = this.checkTimes.get(o.id);
-        if (times === undefined) {
-          times = [];
-          this.checkTimes.set(o.id, times);
+        if (this.recordChecks) {
+          let times = this.checkTimes.get(o.id);
+          if (times === undefined) {
+            times = [];
+            this.checkTimes.set(o.id, times);
+          }
+          times.push(this.nowMs);
         }
-        times.push(this.nowMs);
         const up = this.opts.originUp?.(o.target.key, this.nowMs) ?? true;
         const latencyMs = up ? (this.opts.checkLatencyMs?.(this.random) ?? 1 + this.random.next() * 4) : 2;
         this.push(this.nowMs + latencyMs, {
@@ -298,6 +304,8 @@ export class VigilSim {
   private sendPacket(from: VigilSimNode, to: Addr, bytes: Uint8Array): void {
     const dst = this.byAddr.get(to);
     if (dst === undefined) return;
+    this.traffic.udpPackets++;
+    this.traffic.udpBytes += bytes.length;
     for (const d of this.net.packetDelays(from.index, dst.index)) {
       this.push(this.nowMs + d, { kind: "packet", node: dst, life: dst.life, from: from.addr, bytes });
     }
@@ -372,6 +380,7 @@ export class VigilSim {
           reply = r ?? new Error("closed without reply");
           this.drive(s);
         }
+        if (!(reply instanceof Error)) this.traffic.streamBytes += reply.length;
         const back = this.net.streamLegMs(s.index, e.client.index);
         this.push(this.nowMs + (back ?? this.net.opts.streamConnectTimeoutMs), {
           kind: "reply",
