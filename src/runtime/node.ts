@@ -15,9 +15,11 @@ import type { Random } from "../core/random.ts";
 import type { AdminState, Effective, Health } from "../core/verdict/verdict.ts";
 import { type AgentServer, agentRequestOutcomes, startAgentServer } from "../serve/agent-server.ts";
 import { type ApiBackend, type ApiServer, startApiServer } from "../serve/api/server.ts";
+import { targetsRoute } from "../serve/api/targets-route.ts";
 import { type DnsServer, startDnsServer } from "../serve/dns-server.ts";
 import { createNodeMetrics, type NodeMetrics } from "../serve/metrics.ts";
 import { EventStreams } from "../serve/sse.ts";
+import { serveUi } from "../serve/ui-static.ts";
 import { VERSION } from "../version.ts";
 import { EventLog, type EventQuery, type EventType, type VigilEvent } from "./events.ts";
 import type { Logger } from "./log.ts";
@@ -570,6 +572,19 @@ export class VigilNode implements ApiBackend {
       },
     });
     new Counter({
+      name: "vigil_gossip_message_bytes_total",
+      help: "Membership message bytes by direction and type (before encryption).",
+      labelNames: ["direction", "type"] as const,
+      registers: reg,
+      collect() {
+        this.reset();
+        const s = self.membership?.stats();
+        if (s === undefined) return;
+        for (const [k, v] of Object.entries(s.messagesIn)) this.labels("in", k).inc(v.bytes);
+        for (const [k, v] of Object.entries(s.messagesOut)) this.labels("out", k).inc(v.bytes);
+      },
+    });
+    new Counter({
       name: "vigil_gossip_bytes_total",
       help: "Gossip bytes on the wire by direction (UDP and TCP, after encryption).",
       labelNames: ["direction"] as const,
@@ -730,6 +745,8 @@ export class VigilNode implements ApiBackend {
       this.streams.open(req, res, url);
       return true;
     }
+    if (targetsRoute(this.core, req, res, segments, url)) return true;
+    if ((req.method === "GET" || req.method === "HEAD") && serveUi(req, res, segments)) return true;
     return false;
   }
 }
