@@ -20,8 +20,8 @@ export interface VigilSimOptions {
   network?: Partial<NetworkOptions>;
   /** Node i's zone; default `z${i % 3}`. */
   zoneOf?: (index: number) => string;
-  /** Whether an origin answers well at a virtual time; default: always. */
-  originUp?: (targetKey: string, nowMs: number) => boolean;
+  /** Whether an origin answers well at a virtual time, to a node; default: always. */
+  originUp?: (targetKey: string, nowMs: number, node: string) => boolean;
   /** Check latency; default 1–5 ms. */
   checkLatencyMs?: (random: SeededRandom) => number;
   antiEntropyIntervalMs?: number;
@@ -271,7 +271,7 @@ export class VigilSim {
           }
           times.push(this.nowMs);
         }
-        const up = this.opts.originUp?.(o.target.key, this.nowMs) ?? true;
+        const up = this.opts.originUp?.(o.target.key, this.nowMs, node.name) ?? true;
         const latencyMs = up ? (this.opts.checkLatencyMs?.(this.random) ?? 1 + this.random.next() * 4) : 2;
         this.push(this.nowMs + latencyMs, {
           kind: "check",
