@@ -12,7 +12,7 @@ function cluster(
   seed: number,
   n: number,
   doc: Record<string, unknown>,
-  originUp: (k: string, now: number) => boolean,
+  originUp: (k: string, now: number, node: string) => boolean,
 ) {
   const sim = new VigilSim({ seed, originUp });
   sim.setPools([
