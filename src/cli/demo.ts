@@ -32,14 +32,16 @@ export async function cmdDemo(args: string[]): Promise<number> {
   const api = origins.filter((o) => o.name.startsWith("api"));
   const nameByKey = new Map(origins.map((o) => [`127.0.0.1:${o.port}`, `${o.name} (${o.behaviour.kind})`]));
 
-  const yamlFor = (apiPort: number): string => `
+  // Three nodes in three zones, each target checked by 2 of them.
+  const yamlFor = (i: number, apiPort: number, join: string | undefined): string => `
 node:
-  name: demo-1
-  zone: local
+  name: demo-${i}
+  zone: zone-${i}
   api: 127.0.0.1:${apiPort}
   gossip: 127.0.0.1:0
-  data_dir: ./vigil-data/demo-1
+  data_dir: ./vigil-data/demo-${i}
   profile: local
+${join === undefined ? "" : `  join: ["${join}"]\n`}
 defaults:
   interval: 2s
   fastinter: 500ms
@@ -47,6 +49,8 @@ defaults:
   timeout: 1s
   rise: 2
   fall: 2
+  observers: 2
+  spread: zone
 pools:
   web:
     check: { type: http, path: /healthz, expect: { status: ["200-299"], body_contains: ok } }
@@ -57,38 +61,56 @@ pools:
 `;
 
   const logger = createLogger({}, process.env.VIGIL_LOG_LEVEL ?? "warn");
-  const makeNode = (apiPort: number): VigilNode =>
-    new VigilNode(parseConfigText(yamlFor(apiPort), "<demo>"), {
-      clock: systemClock,
-      random: systemRandom(),
-      prober: createProber(),
-      logger,
-    });
-  let node = makeNode(preferredPort);
-  try {
-    await node.start();
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "EADDRINUSE") throw e;
-    node = makeNode(0);
-    await node.start();
+  const startNode = async (i: number, apiPort: number, join: string | undefined): Promise<VigilNode> => {
+    const make = (port: number) =>
+      new VigilNode(parseConfigText(yamlFor(i, port, join), "<demo>"), {
+        clock: systemClock,
+        random: systemRandom(),
+        prober: createProber(),
+        logger,
+      });
+    let node = make(apiPort);
+    try {
+      await node.start();
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EADDRINUSE" || apiPort === 0) throw e;
+      node = make(0);
+      await node.start();
+    }
+    return node;
+  };
+  const nodes: VigilNode[] = [];
+  nodes.push(await startNode(1, preferredPort, undefined));
+  for (const i of [2, 3]) {
+    nodes.push(await startNode(i, preferredPort === 0 ? 0 : preferredPort + i - 1, nodes[0]!.gossipAddr));
   }
+  const first = nodes[0]!;
 
   const out = (s: string): boolean => process.stdout.write(`${s}\n`);
-  out(`Vigil demo: 1 node checking ${origins.length} local origins (some flapping, one slow, one refusing).`);
-  out(`  API        ${node.apiUrl}/v1/pools`);
-  out(`  metrics    ${node.apiUrl}/metrics`);
-  out(`  status     npx vigil status --server ${node.apiUrl}`);
+  out(
+    `Vigil demo: 3 nodes checking ${origins.length} local origins (some flapping, one slow, one refusing);`,
+  );
+  out("each origin is checked by 2 of the 3 nodes, in different zones.");
+  for (const n of nodes) out(`  ${n.name}     ${n.apiUrl}/  (dashboard)   ${n.apiUrl}/v1/pools`);
+  out(`  metrics    ${first.apiUrl}/metrics`);
+  out(`  status     npx vigil status --server ${first.apiUrl}`);
   out("Transitions as they happen (Ctrl-C to stop):");
-  node.events.subscribe((e) => {
-    const line = formatTransition(e, nameByKey);
-    if (line !== undefined) out(line);
-  });
+  // Each node prints what it observed itself; verdicts are printed from the first node's view
+  // (every node computes the same ones).
+  for (const n of nodes) {
+    n.events.subscribe((e) => {
+      if (e.type === "observation.changed" && e.replicated === true) return;
+      if (e.type === "verdict.changed" && n !== first) return;
+      const line = formatTransition(e, nameByKey);
+      if (line !== undefined) out(line);
+    });
+  }
 
   const stopSignal =
     durationS === undefined ? waitForSignal() : new Promise((r) => setTimeout(r, durationS * 1000));
   await stopSignal;
   out("stopping…");
-  await node.stop();
+  await Promise.all(nodes.map((n) => n.stop()));
   await Promise.all(origins.map((o) => o.close()));
   logger.flush();
   return 0;
@@ -98,6 +120,10 @@ function formatTransition(e: VigilEvent, names: Map<string, string>): string | u
   if (e.type !== "verdict.changed" && e.type !== "observation.changed") return undefined;
   const time = new Date(e.ts).toISOString().slice(11, 19);
   const who = names.get(e.target ?? "") ?? "";
-  const what = e.type === "verdict.changed" ? "verdict    " : `${e.node} sees`;
-  return `${time}  ${what}  ${`${e.pool}/${e.target}`.padEnd(22)} ${String(e.from).toUpperCase()} → ${String(e.to).toUpperCase()}  (${e.cause ?? ""})  ${who}`;
+  const target = `${e.pool}/${e.target}`.padEnd(22);
+  const change = `${String(e.from).toUpperCase()} → ${String(e.to).toUpperCase()}`;
+  if (e.type === "verdict.changed") {
+    return `${time}  verdict       ${target} ${change}  (${e.cause ?? ""})  by ${e.observers ?? "-"}  ${who}`;
+  }
+  return `${time}  ${String(e.node).padEnd(6)} sees   ${target} ${change}  (${e.cause ?? ""})  ${who}`;
 }
