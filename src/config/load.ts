@@ -69,7 +69,9 @@ export function parseConfigText(text: string, fileLabel: string): VigilConfig {
     rawPools.set(name, withDefaults(asRecord(rawPoolDocs[name]), rawDefaults));
   }
   // `node:` absent or empty: every node setting takes its default.
-  return { node: doc.node ?? nodeSchema.parse({}), pools, rawPools };
+  const config: VigilConfig = { node: doc.node ?? nodeSchema.parse({}), pools, rawPools };
+  if (doc.alerts !== undefined) config.alerts = doc.alerts;
+  return config;
 }
 
 /**

@@ -19,8 +19,23 @@ import {
   parseHostPort,
 } from "./address.ts";
 import { formatDurationMs, parseDurationMs } from "./duration.ts";
-import { describeValue, expectedGot, unknownKeyMessage } from "./messages.ts";
+import {
+  historyConfigLimits,
+  historyDefaults,
+  type NodeHistoryKeys,
+  postgresSchemaPattern,
+  type RetentionSetting,
+  redactStoreUrl,
+  type StoreSetting,
+} from "./history.ts";
+import { describeValue, didYouMean, expectedGot, unknownKeyMessage } from "./messages.ts";
 import type {
+  AlertDeliverySpec,
+  AlertRuleSpec,
+  AlertSinkSpec,
+  AlertStormSpec,
+  AlertsSpec,
+  AlertTransition,
   DnsCheckSpec,
   GrpcCheckSpec,
   HttpCheckSpec,
@@ -655,6 +670,89 @@ function parseEncryptKey(input: unknown): string {
   return input;
 }
 
+// ── node history: store and retention (src/config/history.ts) ──
+
+const storeWhat = `"sqlite", "none" or a PostgreSQL URL like "postgres://vigil@db:5432/vigil"`;
+
+function parseStore(input: unknown): StoreSetting {
+  if (input === "sqlite") return { kind: "sqlite" };
+  if (input === "none") return { kind: "none" };
+  if (typeof input !== "string") throw new FieldProblem(expectedGot(storeWhat, input));
+  if (input.length > historyConfigLimits.maxStoreUrlChars) {
+    throw new FieldProblem(
+      `expected ${storeWhat} of at most ${historyConfigLimits.maxStoreUrlChars} characters, got ${input.length}`,
+    );
+  }
+  // A URL may carry a password: messages show it redacted, never as written.
+  if (!input.includes("://")) throw new FieldProblem(expectedGot(storeWhat, input));
+  let url: URL;
+  try {
+    url = new URL(input);
+  } catch {
+    throw new FieldProblem(`expected ${storeWhat}, got a string that does not parse as a URL`);
+  }
+  const shown = redactStoreUrl(input);
+  if (url.protocol !== "postgres:" && url.protocol !== "postgresql:") {
+    throw new FieldProblem(`expected ${storeWhat}, got ${JSON.stringify(shown)}`);
+  }
+  // postgres:///vigil?host=/run/postgresql names a Unix socket instead of a host.
+  if (url.hostname === "" && !url.searchParams.has("host")) {
+    throw new FieldProblem(`expected a PostgreSQL URL with a host, got ${JSON.stringify(shown)}`);
+  }
+  if (url.pathname === "" || url.pathname === "/") {
+    throw new FieldProblem(
+      `expected a PostgreSQL URL naming a database ("…:5432/vigil"), got ${JSON.stringify(shown)}`,
+    );
+  }
+  const schema = url.searchParams.get("schema");
+  if (schema === null) return { kind: "postgres", url: input };
+  if (!postgresSchemaPattern.test(schema)) {
+    throw new FieldProblem(
+      `expected a schema name of lowercase letters, digits and "_" (at most 63) in ?schema=, got ${describeValue(schema)}`,
+    );
+  }
+  // The schema is Vigil's parameter, not libpq's: the driver must not see it.
+  url.searchParams.delete("schema");
+  return { kind: "postgres", url: url.toString(), schema };
+}
+
+function retentionDuration(what: string) {
+  return duration(what, historyConfigLimits.retentionMsMin, historyConfigLimits.retentionMsMax);
+}
+
+const retentionSchema = mapping(
+  {
+    events: retentionDuration("an events retention").optional(),
+    minute_rollups: retentionDuration("a minute rollups retention").optional(),
+    hourly_rollups: retentionDuration("an hourly rollups retention").optional(),
+  },
+  "a mapping with events, minute_rollups and hourly_rollups",
+  "retention",
+).transform((doc, ctx): RetentionSetting => {
+  const d = historyDefaults.retention;
+  const r: RetentionSetting = {
+    eventsMs: doc.events ?? d.eventsMs,
+    minuteRollupsMs: doc.minute_rollups ?? d.minuteRollupsMs,
+    hourRollupsMs: doc.hourly_rollups ?? d.hourRollupsMs,
+  };
+  // Hours outliving minutes is the point of rolling up; the reverse keeps nothing the minutes lack.
+  if (r.hourRollupsMs < r.minuteRollupsMs) {
+    const blameHours = doc.hourly_rollups !== undefined;
+    const hours = formatDurationMs(r.hourRollupsMs);
+    const minutes = formatDurationMs(r.minuteRollupsMs);
+    ctx.issues.push({
+      code: "custom",
+      path: [blameHours ? "hourly_rollups" : "minute_rollups"],
+      message: blameHours
+        ? `expected hourly_rollups no shorter than minute_rollups (${minutes}), got "${hours}"`
+        : `expected minute_rollups no longer than hourly_rollups (${hours} by default), got "${minutes}"`,
+      input: doc,
+    });
+    return z.NEVER;
+  }
+  return r;
+});
+
 export const nodeSchema = mapping(
   {
     name: nameLike("a node name").optional(),
@@ -685,6 +783,8 @@ export const nodeSchema = mapping(
       })
       .optional(),
     max_concurrent_checks: integer(1, limits.maxConcurrentChecksCeiling, "a number of checks").optional(),
+    store: custom(parseStore).optional(),
+    retention: retentionSchema.optional(),
   },
   "a mapping of node settings",
   "node",
@@ -703,7 +803,323 @@ export const nodeSchema = mapping(
   };
   if (doc.agent !== undefined) spec.agent = doc.agent;
   if (doc.dns !== undefined) spec.dns = doc.dns;
+  // Optional keys until NodeSpec carries them: absent means the defaults (historySettingsOf).
+  if (doc.store !== undefined) (spec as NodeSpec & NodeHistoryKeys).store = doc.store;
+  if (doc.retention !== undefined) (spec as NodeSpec & NodeHistoryKeys).retention = doc.retention;
   return spec;
+});
+
+// ── alerts (docs/alerts.md) ──
+
+export const alertDefaults = {
+  /** A receiver slower than this is treated as failing; the retry will find it again. */
+  sinkTimeoutMs: 5_000,
+  transitions: ["down"] as readonly AlertTransition[],
+  /** Immediate: the verdict already has rise/fall hysteresis; `for` is for slower paging. */
+  forMs: 0,
+  resolve: true,
+  /** Never: a reminder is a choice about someone's pager, not a default. */
+  remindMs: 0,
+  /** A fifth of the fleet flipping at once is an incident of its own, not many incidents. */
+  stormShare: 0.2,
+  stormWindowMs: 60_000,
+  stormMinTargets: 10,
+  stormSampleSize: 20,
+  /** 1 s doubling to 5 min, with jitter: about 3 h of retries before 50 attempts run out. */
+  maxAttempts: 50,
+  maxAgeMs: 24 * 3_600_000,
+  backoffMs: 1_000,
+  backoffMsMax: 5 * 60_000,
+} as const;
+
+export const alertConfigLimits = {
+  maxSinks: 32,
+  maxRules: 256,
+  maxUrlChars: 2048,
+  /** An HMAC key shorter than this is guessable; longer is a pasted file. */
+  secretCharsMin: 16,
+  secretCharsMax: 1024,
+  maxSampleSize: 100,
+  maxForMs: 24 * 3_600_000,
+  /** Reminders more often than this are a flood, not a reminder. */
+  remindMsMin: 60_000,
+  remindMsMax: 7 * 24 * 3_600_000,
+  maxAttemptsCeiling: 1_000,
+} as const;
+
+const alertTransitions = ["down", "up", "unknown"] as const;
+const alertNameWhat = (what: string): string =>
+  `${what} of lowercase letters, digits, "-" and "_", starting with a letter or digit, at most ${limits.maxPoolNameChars} characters`;
+
+function alertName(what: string) {
+  const error = expecting(alertNameWhat(what));
+  return z.string({ error }).regex(poolNamePattern, { error });
+}
+
+function parseSinkUrl(input: unknown): string {
+  const what = "an http:// or https:// URL";
+  // Webhook URLs often carry a token (Slack's do): describe what is wrong, never echo one.
+  if (typeof input !== "string") throw new FieldProblem(expectedGot(what, input));
+  if (input.length > alertConfigLimits.maxUrlChars) {
+    throw new FieldProblem(
+      `expected ${what} of at most ${alertConfigLimits.maxUrlChars} characters, got ${input.length}`,
+    );
+  }
+  let url: URL;
+  try {
+    url = new URL(input);
+  } catch {
+    throw new FieldProblem(`expected ${what}, got a string of ${input.length} characters that is not a URL`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new FieldProblem(`expected ${what}, got a "${url.protocol}" URL`);
+  }
+  if (url.username !== "" || url.password !== "") {
+    throw new FieldProblem(`expected ${what} without "user:password@" (fetch refuses credentials in URLs)`);
+  }
+  return url.href;
+}
+
+function parseSecret(input: unknown): string {
+  const { secretCharsMin: min, secretCharsMax: max } = alertConfigLimits;
+  const what = `a secret of ${min} to ${max} characters`;
+  if (input === undefined) throw new FieldProblem(expectedGot(what, input));
+  // A secret is never echoed, not even a wrong-typed one.
+  if (typeof input !== "string") {
+    throw new FieldProblem(
+      `expected ${what}, got ${typeof input === "number" ? "a number" : describeValue(input)}`,
+    );
+  }
+  if (input.length < min || input.length > max) {
+    throw new FieldProblem(`expected ${what}, got ${input.length} characters`);
+  }
+  return input;
+}
+
+const sinkTimeout = duration("a sink timeout", 100, 60_000);
+
+const webhookSink = mapping(
+  {
+    type: z.literal("webhook"),
+    url: custom(parseSinkUrl),
+    // Required: an unsigned webhook cannot be told from a forged one.
+    secret: custom(parseSecret),
+    timeout: sinkTimeout.optional(),
+  },
+  "a webhook sink",
+  "a webhook sink",
+);
+
+const slackSink = mapping(
+  {
+    type: z.literal("slack"),
+    url: custom(parseSinkUrl),
+    secret: custom(parseSecret).optional(),
+    timeout: sinkTimeout.optional(),
+  },
+  "a slack sink",
+  "a slack sink",
+);
+
+const sinkSchema = z.discriminatedUnion("type", [webhookSink, slackSink], {
+  error: (issue: IssueLike) => {
+    if (issue.code === "invalid_union" && typeof issue.input === "object" && issue.input !== null) {
+      return expectedGot("a sink type: webhook or slack", (issue.input as { type?: unknown }).type);
+    }
+    return expectedGot("a sink: a mapping with type (webhook or slack) and url", issue.input);
+  },
+});
+
+/** A list whose items must differ; the second of a pair is reported, naming the first. */
+function distinctList<T extends z.ZodType>(item: T, what: string, maxItems: number, noun: string) {
+  return z
+    .array(item, { error: expecting(what) })
+    .min(1, { error: () => `expected at least one ${noun}, got an empty list` })
+    .max(maxItems, { error: () => `expected at most ${maxItems} ${noun}s` })
+    .superRefine((items, ctx) => {
+      const firstIndex = new Map<unknown, number>();
+      items.forEach((value, i) => {
+        const first = firstIndex.get(value);
+        if (first === undefined) {
+          firstIndex.set(value, i);
+          return;
+        }
+        ctx.addIssue({
+          code: "custom",
+          path: [i],
+          message: `duplicate ${noun} ${JSON.stringify(value)}: [${first}] and [${i}] are the same`,
+          input: value,
+        });
+      });
+    });
+}
+
+const remindDuration = custom((input): number => {
+  const what = `a reminder interval like "1h" (0s for none), from ${formatDurationMs(alertConfigLimits.remindMsMin)} to ${formatDurationMs(alertConfigLimits.remindMsMax)}`;
+  if (typeof input !== "string" && typeof input !== "number")
+    throw new FieldProblem(expectedGot(what, input));
+  const valueMs = parseDurationMs(input);
+  if (valueMs !== 0 && (valueMs < alertConfigLimits.remindMsMin || valueMs > alertConfigLimits.remindMsMax)) {
+    throw new FieldProblem(`expected ${what}, got ${describeValue(input)}`);
+  }
+  return valueMs;
+});
+
+const alertRule = mapping(
+  {
+    name: alertName("a rule name"),
+    pools: distinctList(poolNameSchema, "a list of pool names", limits.maxPoolsPerCluster, "pool").optional(),
+    transitions: distinctList(
+      oneOf(alertTransitions),
+      "a list of transitions: down, up or unknown",
+      alertTransitions.length,
+      "transition",
+    ).optional(),
+    for: duration("a for duration", 0, alertConfigLimits.maxForMs).optional(),
+    resolve: bool.optional(),
+    remind: remindDuration.optional(),
+    sinks: distinctList(alertName("a sink name"), "a list of sink names", alertConfigLimits.maxSinks, "sink"),
+  },
+  "a rule: a mapping with name and sinks",
+  "a rule",
+);
+
+const stormSchema = mapping(
+  {
+    share: z
+      .number({ error: expecting("a share of all targets above 0 and at most 1") })
+      .gt(0, { error: expecting("a share of all targets above 0 and at most 1") })
+      .max(1, { error: expecting("a share of all targets above 0 and at most 1") })
+      .optional(),
+    window: duration("a storm window", 1_000, 3_600_000).optional(),
+    min_targets: integer(1, limits.maxTargetsPerPool, "a number of targets").optional(),
+    sample: integer(0, alertConfigLimits.maxSampleSize, "a number of targets to list").optional(),
+    sinks: distinctList(
+      alertName("a sink name"),
+      "a list of sink names",
+      alertConfigLimits.maxSinks,
+      "sink",
+    ).optional(),
+  },
+  "a mapping with share, window, min_targets, sample or sinks",
+  "storm",
+);
+
+const deliverySchema = mapping(
+  {
+    max_attempts: integer(1, alertConfigLimits.maxAttemptsCeiling, "a number of attempts").optional(),
+    max_age: duration("a maximum age", 60_000, 7 * 24 * 3_600_000).optional(),
+    backoff: duration("a backoff", 100, 3_600_000).optional(),
+    backoff_max: duration("a maximum backoff", 100, 24 * 3_600_000).optional(),
+  },
+  "a mapping with max_attempts, max_age, backoff or backoff_max",
+  "delivery",
+);
+
+/** `no sink named "x" under alerts.sinks (did you mean "y"?)` */
+function unknownSinkMessage(name: string, known: readonly string[]): string {
+  const suggestion = didYouMean(name, known);
+  if (suggestion !== undefined)
+    return `no sink named ${JSON.stringify(name)} under alerts.sinks (did you mean "${suggestion}"?)`;
+  return `no sink named ${JSON.stringify(name)} under alerts.sinks (defined: ${known.join(", ")})`;
+}
+
+export const alertsSchema = mapping(
+  {
+    sinks: z
+      .record(alertName("a sink name"), sinkSchema, { error: expecting("a mapping of sink names to sinks") })
+      .refine((sinks) => Object.keys(sinks).length >= 1, {
+        error: () => "expected at least one sink, got an empty mapping",
+      })
+      .refine((sinks) => Object.keys(sinks).length <= alertConfigLimits.maxSinks, {
+        error: () => `expected at most ${alertConfigLimits.maxSinks} sinks`,
+      }),
+    rules: z
+      .array(alertRule, { error: expecting("a list of rules") })
+      .min(1, { error: () => "expected at least one rule, got an empty list" })
+      .max(alertConfigLimits.maxRules, {
+        error: () => `expected at most ${alertConfigLimits.maxRules} rules`,
+      }),
+    storm: stormSchema.optional(),
+    delivery: deliverySchema.optional(),
+  },
+  "a mapping with sinks and rules",
+  "alerts",
+).transform((doc, ctx): AlertsSpec => {
+  const sinks = new Map<string, AlertSinkSpec>();
+  for (const [name, s] of Object.entries(doc.sinks)) {
+    const spec: AlertSinkSpec = {
+      name,
+      type: s.type,
+      url: s.url,
+      timeoutMs: s.timeout ?? alertDefaults.sinkTimeoutMs,
+    };
+    if (s.secret !== undefined) spec.secret = s.secret;
+    sinks.set(name, spec);
+  }
+  const known = [...sinks.keys()];
+  const fail = (path: PropertyKey[], message: string, input: unknown) => {
+    ctx.issues.push({ code: "custom", path, message, input });
+    return z.NEVER;
+  };
+
+  const rules: AlertRuleSpec[] = [];
+  const ruleIndex = new Map<string, number>();
+  const used: string[] = [];
+  for (const [i, r] of doc.rules.entries()) {
+    const first = ruleIndex.get(r.name);
+    if (first !== undefined) {
+      return fail(
+        ["rules", i, "name"],
+        `duplicate rule name ${JSON.stringify(r.name)}: rules[${first}] and rules[${i}] have the same name`,
+        r.name,
+      );
+    }
+    ruleIndex.set(r.name, i);
+    for (const [j, sink] of r.sinks.entries()) {
+      if (!sinks.has(sink)) return fail(["rules", i, "sinks", j], unknownSinkMessage(sink, known), sink);
+      if (!used.includes(sink)) used.push(sink);
+    }
+    const rule: AlertRuleSpec = {
+      name: r.name,
+      transitions: [...(r.transitions ?? alertDefaults.transitions)],
+      forMs: r.for ?? alertDefaults.forMs,
+      resolve: r.resolve ?? alertDefaults.resolve,
+      remindMs: r.remind ?? alertDefaults.remindMs,
+      sinks: [...r.sinks],
+    };
+    if (r.pools !== undefined) rule.pools = [...r.pools];
+    rules.push(rule);
+  }
+
+  const stormDoc = doc.storm ?? {};
+  for (const [j, sink] of (stormDoc.sinks ?? []).entries()) {
+    if (!sinks.has(sink)) return fail(["storm", "sinks", j], unknownSinkMessage(sink, known), sink);
+  }
+  const storm: AlertStormSpec = {
+    share: stormDoc.share ?? alertDefaults.stormShare,
+    windowMs: stormDoc.window ?? alertDefaults.stormWindowMs,
+    minTargets: stormDoc.min_targets ?? alertDefaults.stormMinTargets,
+    sampleSize: stormDoc.sample ?? alertDefaults.stormSampleSize,
+    sinks: [...(stormDoc.sinks ?? used)],
+  };
+
+  const d = doc.delivery ?? {};
+  const delivery: AlertDeliverySpec = {
+    maxAttempts: d.max_attempts ?? alertDefaults.maxAttempts,
+    maxAgeMs: d.max_age ?? alertDefaults.maxAgeMs,
+    backoffMs: d.backoff ?? alertDefaults.backoffMs,
+    backoffMsMax: d.backoff_max ?? alertDefaults.backoffMsMax,
+  };
+  if (delivery.backoffMs > delivery.backoffMsMax) {
+    const which = d.backoff_max !== undefined ? "backoff_max" : "backoff";
+    return fail(
+      ["delivery", which],
+      `expected backoff (${formatDurationMs(delivery.backoffMs)}) no longer than backoff_max (${formatDurationMs(delivery.backoffMsMax)})`,
+      d[which],
+    );
+  }
+  return { sinks, rules, storm, delivery };
 });
 
 // ── the file ──
@@ -714,7 +1130,12 @@ function section<T extends z.ZodType>(schema: T) {
 }
 
 export const configSchema = mapping(
-  { node: section(nodeSchema), defaults: section(defaultsSchema), pools: section(poolsSchema) },
+  {
+    node: section(nodeSchema),
+    defaults: section(defaultsSchema),
+    pools: section(poolsSchema),
+    alerts: section(alertsSchema),
+  },
   "a mapping with node, defaults and pools",
   "the top level",
 );

@@ -116,4 +116,64 @@ export interface VigilConfig {
   pools: Map<string, PoolSpec>;
   /** The raw validated pool documents (snake_case), as given: replicated and echoed by the API. */
   rawPools: Map<string, unknown>;
+  /** Present only when the file has an `alerts:` section (docs/alerts.md). */
+  alerts?: AlertsSpec;
+}
+
+// ── alerts (docs/alerts.md) ──
+
+/** The verdict a target moves to that a rule fires on; `up` is a recovery from down. */
+export type AlertTransition = "down" | "up" | "unknown";
+
+export interface AlertSinkSpec {
+  name: string;
+  /** webhook: Vigil's JSON; slack: `{"text", "blocks"}` for Slack-compatible incoming webhooks. */
+  type: "webhook" | "slack";
+  url: string;
+  /** HMAC-SHA256 key for X-Vigil-Signature; required for webhook sinks, optional for slack. */
+  secret?: string;
+  timeoutMs: number; // default 5s
+}
+
+export interface AlertRuleSpec {
+  name: string;
+  /** The pools the rule watches; absent = every pool, including pools added later. */
+  pools?: string[];
+  transitions: AlertTransition[]; // default ["down"]
+  /** How long the target must stay in the state before the alert fires; default 0. */
+  forMs: number;
+  /** Send a resolved notice when a fired alert's target is up again; default true. */
+  resolve: boolean;
+  /** Repeat a fired alert this often until its target is up again; 0 = never (default). */
+  remindMs: number;
+  sinks: string[];
+}
+
+export interface AlertStormSpec {
+  /** A storm is more than this fraction of all targets flipping within the window; 1 = never. */
+  share: number; // default 0.2
+  windowMs: number; // default 1m
+  /** ...and at least this many targets: two flips in a five-target cluster are not a storm. */
+  minTargets: number; // default 10
+  /** Targets listed by name in a storm notice. */
+  sampleSize: number; // default 20
+  /** Where storm notices go; default every sink some rule uses. */
+  sinks: string[];
+}
+
+export interface AlertDeliverySpec {
+  /** A notice is dropped after this many failed attempts... */
+  maxAttempts: number; // default 50
+  /** ...or once it is this old, whichever comes first. */
+  maxAgeMs: number; // default 24h
+  /** Backoff before the first retry, doubling per attempt up to backoffMsMax, with jitter. */
+  backoffMs: number; // default 1s
+  backoffMsMax: number; // default 5m
+}
+
+export interface AlertsSpec {
+  sinks: Map<string, AlertSinkSpec>;
+  rules: AlertRuleSpec[];
+  storm: AlertStormSpec;
+  delivery: AlertDeliverySpec;
 }

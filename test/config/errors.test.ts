@@ -35,7 +35,7 @@ const cases: BadCase[] = [
     name: "unknown top-level key with nothing close",
     text: "listeners: []\n",
     path: "listeners",
-    message: `unknown key "listeners" for the top level (expected one of: node, defaults, pools)`,
+    message: `unknown key "listeners" for the top level (expected one of: node, defaults, pools, alerts)`,
   },
   {
     name: "unknown pool key, with did-you-mean",
