@@ -47,6 +47,8 @@ export interface AlertInputEvent {
   to?: string;
   cause?: string;
   observers?: unknown;
+  /** The cluster-wide time of the verdict change (see NodeCore.recomputeVerdict). */
+  episodeMs?: unknown;
 }
 
 /** setTimeout holds 32-bit delays; a far deadline is re-armed from an hourly wake-up. */
@@ -375,7 +377,10 @@ function verdictChangeOf(e: AlertInputEvent): VerdictChange | undefined {
   if (typeof pool !== "string" || typeof target !== "string") return undefined;
   if (typeof from !== "string" || !healths.has(from) || typeof to !== "string" || !healths.has(to))
     return undefined;
-  const change: VerdictChange = { pool, target, from: from as Health, to: to as Health, ts: e.ts };
+  // The cluster-wide episode time when the node provides it: every node then derives the same
+  // idempotency key for the same episode, whichever of them sends.
+  const ts = typeof e.episodeMs === "number" && Number.isFinite(e.episodeMs) ? e.episodeMs : e.ts;
+  const change: VerdictChange = { pool, target, from: from as Health, to: to as Health, ts };
   if (typeof e.cause === "string") change.cause = e.cause;
   if (typeof e.observers === "string") change.observers = e.observers;
   return change;

@@ -586,6 +586,14 @@ export class NodeCore {
     const cause =
       voters.find((r) => r.value.state === v)?.value.lastReason ??
       (v === "unknown" ? "no live observer" : "");
+    // When the change happened in the cluster's terms: the latest flip among the votes that
+    // carry the new verdict. Every node computes the same from the same registers, so it
+    // names the episode (alerts use it for idempotency keys) whenever a node learns of it.
+    let episodeMs = 0;
+    for (const r of voters) {
+      if (r.value.state === v && r.value.sinceWallMs !== null)
+        episodeMs = Math.max(episodeMs, r.value.sinceWallMs);
+    }
     this.emit({
       type: "verdict.changed",
       pool: t.pool,
@@ -595,6 +603,7 @@ export class NodeCore {
       to: v,
       cause,
       observers: voters.map((r) => `${r.observer}:${r.value.state}`).join(","),
+      ...(episodeMs > 0 ? { episodeMs } : {}),
     });
   }
 
