@@ -1,8 +1,9 @@
-// HTTP and HTTPS checks on node:http. One timer covers connect, response headers and the
-// body read. By default each check opens its own connection (no agent: the socket comes
-// straight from net/tls.connect), so a check says something about accepting connections;
-// `keepalive` pools connections per checker instead. The body is read only when an
-// expectation needs it, and never more than `maxBodyBytes` of it.
+// HTTP and HTTPS checks. One timer covers connect, response headers and the body read. By
+// default each check opens its own connection, so a check says something about accepting
+// connections: the request bytes are built once per (spec, target) and the response is read
+// by the small client in http1-client.ts, which costs a fraction of node:http's CPU.
+// `keepalive` pools connections per checker on node:http's agent instead. The body is read
+// only when an expectation needs it, and never more than `maxBodyBytes` of it.
 
 import {
   type ClientRequest,
@@ -16,6 +17,7 @@ import { isIP, connect as netConnect, type Socket } from "node:net";
 import { type ConnectionOptions, connect as tlsConnect } from "node:tls";
 import type { HttpCheckSpec, StatusRange, TargetAddr } from "../config/types.ts";
 import { Attempt, type CheckerContext } from "./attempt.ts";
+import { encodeRequest, Http1ResponseParser, type ResponseSink } from "./http1-client.ts";
 import { NeedleScanner } from "./scan.ts";
 import type { TlsTrust } from "./tls-context.ts";
 import type { CheckRequest, CheckResult } from "./types.ts";
@@ -24,6 +26,8 @@ import type { CheckRequest, CheckResult } from "./types.ts";
 export const httpKeepAliveMaxSocketsPerTarget = 4;
 /** Keep-alive pool bound over all targets of one prober; more wait in the agent's queue. */
 export const httpKeepAliveMaxSocketsTotal = 1024;
+/** Request bytes cached per spec (one per target); past this the cache starts over. */
+export const httpMaxCachedRequestsPerSpec = 100_000;
 
 // Methods that carry no request body by convention; others get an explicit empty body
 // instead of node's default chunked encoding.
@@ -40,6 +44,14 @@ interface Prepared {
   /** SNI fixed by the spec; "" means none; undefined means derive from the target. */
   sni: string | undefined;
   trust: TlsTrust | undefined;
+  /** A HEAD request: the response has no body whatever its headers say. */
+  headRequest: boolean;
+  /** The spec's headers declare a chunked request body: send its (empty) last chunk. */
+  chunked: boolean;
+  /** Request bytes for a spec that fixes the Host, built on first use. */
+  request: Buffer | undefined;
+  /** Request bytes by target key when the Host is the target's. */
+  requestByTarget: Map<string, Buffer>;
 }
 
 export class HttpChecker {
@@ -55,7 +67,8 @@ export class HttpChecker {
   }
 
   check(spec: HttpCheckSpec, req: CheckRequest): Promise<CheckResult> {
-    return new HttpAttempt(this, spec, req, this.ctx.inflight).run();
+    if (spec.keepalive) return new HttpAttempt(this, spec, req, this.ctx.inflight).run();
+    return new RawHttpAttempt(this, spec, req, this.ctx.inflight).run();
   }
 
   /** The per-spec precomputation; throws (caught by the attempt) for a regex that does not compile. */
@@ -67,6 +80,21 @@ export class HttpChecker {
     }
     if (spec.type === "https" && p.trust === undefined) p.trust = this.ctx.tls.get(spec.tlsCa);
     return p;
+  }
+
+  /** The request bytes for one target; throws when a header cannot be sent as given. */
+  request(spec: HttpCheckSpec, p: Prepared, target: TargetAddr): Buffer {
+    if (p.host !== undefined) {
+      p.request ??= encodeFor(spec, p, p.host);
+      return p.request;
+    }
+    let bytes = p.requestByTarget.get(target.key);
+    if (bytes === undefined) {
+      if (p.requestByTarget.size >= httpMaxCachedRequestsPerSpec) p.requestByTarget.clear();
+      bytes = encodeFor(spec, p, defaultHost(target, spec.type === "https"));
+      p.requestByTarget.set(target.key, bytes);
+    }
+    return bytes;
   }
 
   agent(https: boolean): HttpAgent {
@@ -97,6 +125,7 @@ function prepare(spec: HttpCheckSpec): Prepared {
   const headers: string[] = [];
   let host = spec.host;
   let hasBodyFraming = false;
+  let chunked = false;
   let hasConnection = false;
   for (const name in spec.headers) {
     const value = spec.headers[name]!;
@@ -106,11 +135,12 @@ function prepare(spec: HttpCheckSpec): Prepared {
       continue;
     }
     if (lower === "content-length" || lower === "transfer-encoding") hasBodyFraming = true;
+    if (lower === "transfer-encoding" && /chunked/i.test(value)) chunked = true;
     if (lower === "connection") hasConnection = true;
     headers.push(name, value);
   }
   if (!hasBodyFraming && !bodylessMethods.has(spec.method.toUpperCase())) headers.push("Content-Length", "0");
-  // Without an agent node would still offer keep-alive when a length is set; say what we do.
+  // One connection per check: say so (node:http would otherwise offer keep-alive).
   if (!spec.keepalive && !hasConnection) headers.push("Connection", "close");
   const { bodyContains, bodyRegex } = spec.expect;
   let sni = spec.sni;
@@ -122,7 +152,41 @@ function prepare(spec: HttpCheckSpec): Prepared {
     host,
     sni,
     trust: undefined,
+    headRequest: spec.method.toUpperCase() === "HEAD",
+    chunked,
+    request: undefined,
+    requestByTarget: new Map(),
   };
+}
+
+function encodeFor(spec: HttpCheckSpec, p: Prepared, host: string): Buffer {
+  const { method, path } = spec;
+  return encodeRequest({ method, path, host, headers: p.headers, emptyChunkedBody: p.chunked });
+}
+
+/** The target key is host:port with IPv6 in brackets: the Host form minus a default port. */
+function defaultHost(target: TargetAddr, https: boolean): string {
+  return target.port === (https ? 443 : 80) ? target.key.slice(0, target.key.lastIndexOf(":")) : target.key;
+}
+
+/** The verdict on a body read (whole, or its first maxBodyBytes when `truncated`). */
+function judgeBody(
+  spec: HttpCheckSpec,
+  prep: Prepared,
+  status: number,
+  scanner: NeedleScanner | undefined,
+  chunks: Buffer[] | undefined,
+  bodyBytes: number,
+  truncated: boolean,
+): { ok: boolean; reason: string } {
+  if (scanner !== undefined && !scanner.found) {
+    const cut = truncated ? ` in the first ${spec.maxBodyBytes} bytes` : "";
+    return { ok: false, reason: `body does not contain ${JSON.stringify(spec.expect.bodyContains)}${cut}` };
+  }
+  if (chunks !== undefined && !prep.regex!.test(Buffer.concat(chunks, bodyBytes).toString("utf8"))) {
+    return { ok: false, reason: `body does not match /${prep.regex!.source}/` };
+  }
+  return { ok: true, reason: `status ${status}` };
 }
 
 /** The DNS name in a Host value ("example.com:8080" → "example.com"), undefined for an IP. */
@@ -181,12 +245,7 @@ class HttpAttempt extends Attempt {
   private send(): void {
     const { spec, target, prep } = this;
     const https = spec.type === "https";
-    let host = prep.host;
-    if (host === undefined) {
-      // The target key is host:port with IPv6 in brackets: the Host form minus a default port.
-      host =
-        target.port === (https ? 443 : 80) ? target.key.slice(0, target.key.lastIndexOf(":")) : target.key;
-    }
+    const host = prep.host ?? defaultHost(target, https);
     const headers = prep.headers.length === 0 ? ["Host", host] : [...prep.headers, "Host", host];
     const opts: RequestOptions & ConnectionOptions = {
       host: target.host,
@@ -283,17 +342,16 @@ class HttpAttempt extends Attempt {
   };
 
   private judgeBody(truncated: boolean): void {
-    const { scanner, chunks, prep } = this;
-    if (scanner !== undefined && !scanner.found) {
-      const cut = truncated ? ` in the first ${this.spec.maxBodyBytes} bytes` : "";
-      this.conclude(false, `body does not contain ${JSON.stringify(this.spec.expect.bodyContains)}${cut}`);
-      return;
-    }
-    if (chunks !== undefined && !prep.regex!.test(Buffer.concat(chunks, this.bodyBytes).toString("utf8"))) {
-      this.conclude(false, `body does not match /${prep.regex!.source}/`);
-      return;
-    }
-    this.conclude(true, `status ${this.status}`);
+    const v = judgeBody(
+      this.spec,
+      this.prep,
+      this.status,
+      this.scanner,
+      this.chunks,
+      this.bodyBytes,
+      truncated,
+    );
+    this.conclude(v.ok, v.reason);
   }
 
   private readonly onError = (err: Error): void => {
@@ -342,5 +400,127 @@ class HttpAttempt extends Attempt {
       return;
     }
     this.req?.destroy();
+  }
+}
+
+/**
+ * A check on its own connection: one net/tls.connect, the cached request bytes written at
+ * once (the socket sends them when connected), the response parsed as it arrives, and the
+ * socket destroyed as soon as the verdict is known.
+ */
+class RawHttpAttempt extends Attempt implements ResponseSink {
+  private readonly checker: HttpChecker;
+  private readonly spec: HttpCheckSpec;
+  private readonly target: TargetAddr;
+  private prep!: Prepared;
+  private socket: Socket | undefined;
+  private parser!: Http1ResponseParser;
+  private status = 0;
+  private bodyBytes = 0;
+  private scanner: NeedleScanner | undefined;
+  private chunks: Buffer[] | undefined;
+
+  constructor(checker: HttpChecker, spec: HttpCheckSpec, req: CheckRequest, inflight: Set<Attempt>) {
+    super(req, inflight);
+    this.checker = checker;
+    this.spec = spec;
+    this.target = req.target;
+  }
+
+  protected start(): void {
+    const { spec, target } = this;
+    const prep = this.checker.prepare(spec);
+    this.prep = prep;
+    const request = this.checker.request(spec, prep, target);
+    this.parser = new Http1ResponseParser({ headRequest: prep.headRequest });
+    let socket: Socket;
+    if (spec.type === "https") {
+      socket = tlsConnect({
+        host: target.host,
+        port: target.port,
+        servername: prep.sni ?? (isIP(target.host) === 0 ? target.host : ""),
+        secureContext: prep.trust!.context,
+        rejectUnauthorized: spec.tlsVerify,
+      });
+    } else {
+      socket = netConnect({ host: target.host, port: target.port });
+    }
+    this.socket = socket;
+    socket.on("data", this.onSocketData);
+    socket.on("end", this.onSocketEnd);
+    socket.on("error", this.onSocketError);
+    socket.write(request);
+  }
+
+  private readonly onSocketData = (chunk: Buffer): void => {
+    if (this.settled) return;
+    const err = this.parser.feed(chunk, this);
+    if (err !== undefined) this.finish(false, err);
+  };
+
+  private readonly onSocketEnd = (): void => {
+    if (this.settled) return;
+    const err = this.parser.close(this);
+    if (err !== undefined) this.finish(false, err);
+  };
+
+  private readonly onSocketError = (err: Error): void => {
+    this.fail(err);
+  };
+
+  onHead(status: number): boolean {
+    this.status = status;
+    if (!statusOk(status, this.spec.expect.status)) {
+      this.finish(false, `status ${status}`);
+      return false;
+    }
+    const { needle, regex } = this.prep;
+    if (needle === undefined && regex === undefined) {
+      this.finish(true, `status ${status}`);
+      return false;
+    }
+    if (needle !== undefined) this.scanner = new NeedleScanner(needle);
+    if (regex !== undefined) this.chunks = [];
+    return true;
+  }
+
+  onBody(bytes: Buffer): boolean {
+    const max = this.spec.maxBodyBytes;
+    const room = max - this.bodyBytes;
+    const part = bytes.length > room ? bytes.subarray(0, room) : bytes;
+    this.bodyBytes += part.length;
+    this.scanner?.push(part);
+    this.chunks?.push(part);
+    if (this.bodyBytes >= max) {
+      this.judge(true);
+      return false;
+    }
+    // Found the needle and no regex to run: the rest of the body cannot change the verdict.
+    if (this.chunks === undefined && this.scanner!.found) {
+      this.judge(false);
+      return false;
+    }
+    return true;
+  }
+
+  onEnd(): void {
+    this.judge(false);
+  }
+
+  private judge(truncated: boolean): void {
+    const v = judgeBody(
+      this.spec,
+      this.prep,
+      this.status,
+      this.scanner,
+      this.chunks,
+      this.bodyBytes,
+      truncated,
+    );
+    this.finish(v.ok, v.reason);
+  }
+
+  protected release(): void {
+    this.socket?.destroy();
   }
 }

@@ -31,6 +31,10 @@
 // every node) but are invisible to readers. Reaped observers lose their registers at once and
 // their deltas are refused while the marker lasts; V[o] stays as the floor until it expires.
 //
+// missingFor answers from a per-observer index of the same slots: an observer whose highest
+// counter the peer's entry (or the paging cursor) already reaches is skipped without visiting
+// its registers, so an exchange between replicas in step costs O(observers), not O(registers).
+//
 // The own entry V[self]: after a restart the node starts at `counterStart` without its older
 // registers, which peers may still hold. V[self] then stays below the boot floor until an
 // exchange shows a peer held everything up to it; from then on V[self] follows the counter.
@@ -99,14 +103,31 @@ export interface ObservationStats {
 
 interface Slot<V> {
   readonly observer: string;
+  readonly targetId: string;
   counter: number;
   value: V;
+  /** Where the slot sits in its observer's index, for removal in O(1). */
+  pos: number;
 }
 
 interface Entry<V> {
+  /** The map's key, kept so every slot of the target shares this one string. */
+  readonly targetId: string;
   readonly slots: Slot<V>[];
   /** The target was removed: its registers are kept (and merged) but not shown. */
   hidden: boolean;
+}
+
+/**
+ * One observer's registers, for anti-entropy: a peer whose vector entry reaches `maxCounter`
+ * lacks none of them, so the scan skips the observer without visiting its registers. The
+ * slots are the same objects as in the entries, so merges update both at once.
+ */
+interface ObserverIndex<V> {
+  /** At least the highest counter among `slots` (forgetting a target may leave it above). */
+  maxCounter: number;
+  /** This observer's slot in every entry it has one in, in no particular order. */
+  readonly slots: Slot<V>[];
 }
 
 function defaultSizeOf(r: Register<unknown>): number {
@@ -124,6 +145,8 @@ export class ObservationMap<V> {
   private bootFloor: number;
   private readonly vv: VersionVector = new Map();
   private readonly entries = new Map<string, Entry<V>>();
+  /** The same slots by observer; kept in step with `entries` by addSlot and dropSlots. */
+  private readonly byObserver = new Map<string, ObserverIndex<V>>();
   /** Removed targets by removal time (insertion order), for gc. */
   private readonly removed = new Map<string, number>();
   /** Reaped observers by reap time (insertion order). */
@@ -163,14 +186,15 @@ export class ObservationMap<V> {
     const counter = ++this.ownCounter;
     let entry = this.entries.get(targetId);
     if (entry === undefined) {
-      entry = { slots: [], hidden: false };
+      entry = { targetId, slots: [], hidden: false };
       this.entries.set(targetId, entry);
     }
     const slot = findSlot(entry, this.self);
-    if (slot === undefined) entry.slots.push({ observer: this.self, counter, value });
+    if (slot === undefined) this.addSlot(entry, this.self, counter, value);
     else {
       slot.counter = counter;
       slot.value = value;
+      this.raiseIndex(this.self, counter);
     }
     this.followCounter();
     return [{ targetId, observer: this.self, counter, value }];
@@ -208,28 +232,34 @@ export class ObservationMap<V> {
     after?: ExchangeCursor,
   ): ExchangeReply<V> {
     assert(budget.maxRegisters >= 1, "an exchange must be able to carry one register");
-    const byObserver = new Map<string, Register<V>[]>();
-    for (const [targetId, entry] of this.entries) {
-      for (const s of entry.slots) {
-        if (s.counter <= (peerVector.get(s.observer) ?? 0)) continue;
-        if (after !== undefined && !isAfter(s.observer, s.counter, after)) continue;
-        let list = byObserver.get(s.observer);
-        if (list === undefined) {
-          list = [];
-          byObserver.set(s.observer, list);
-        }
-        list.push({ targetId, observer: s.observer, counter: s.counter, value: s.value });
-      }
+    // Observers whose registers all lie at or below the floor (the peer's entry, or the
+    // cursor) have nothing to send: skipped on their index alone. Only observers in canonical
+    // order up to the page's end are visited register by register.
+    const observers: string[] = [];
+    for (const [o, index] of this.byObserver) {
+      if (index.maxCounter <= floorFor(o, peerVector, after)) continue;
+      observers.push(o);
     }
-    const observers = [...byObserver.keys()].sort(compareStrings);
+    observers.sort(compareStrings);
     const sizeOf = budget.sizeOf ?? defaultSizeOf;
     const out: Register<V>[] = [];
     let bytes = 0;
     let complete = true;
+    const pending: Slot<V>[] = [];
     outer: for (const o of observers) {
-      const list = byObserver.get(o)!;
-      list.sort((a, b) => a.counter - b.counter);
-      for (const r of list) {
+      const index = this.byObserver.get(o)!;
+      const floor = floorFor(o, peerVector, after);
+      pending.length = 0;
+      let max = 0;
+      for (const slot of index.slots) {
+        if (slot.counter > max) max = slot.counter;
+        if (slot.counter > floor) pending.push(slot);
+      }
+      // Every slot was visited: tighten the bound a forgotten target may have left high.
+      index.maxCounter = max;
+      pending.sort(byCounterThenTarget);
+      for (const p of pending) {
+        const r: Register<V> = { targetId: p.targetId, observer: o, counter: p.counter, value: p.value };
         const size = sizeOf(r);
         if (out.length > 0 && (out.length >= budget.maxRegisters || bytes + size > budget.maxBytes)) {
           complete = false;
@@ -297,7 +327,7 @@ export class ObservationMap<V> {
     assert(Number.isFinite(nowMs), "nowMs must be finite");
     let entry = this.entries.get(targetId);
     if (entry === undefined) {
-      entry = { slots: [], hidden: false };
+      entry = { targetId, slots: [], hidden: false };
       this.entries.set(targetId, entry);
     }
     const hidden = entry.hidden ? [] : this.visibleOf(targetId, entry);
@@ -346,6 +376,7 @@ export class ObservationMap<V> {
       entry.slots.splice(i, 1);
       if (entry.slots.length === 0 && !entry.hidden) this.entries.delete(targetId);
     }
+    this.byObserver.delete(name);
     this.reaped.set(name, nowMs);
     while (this.reaped.size > this.maxReapedObservers) this.forgetObserver(this.reaped.keys().next().value!);
     return dropped;
@@ -463,17 +494,48 @@ export class ObservationMap<V> {
       if (r.counter <= slot.counter) return;
       slot.counter = r.counter;
       slot.value = r.value;
+      this.raiseIndex(slot.observer, r.counter);
     } else {
       if (entry === undefined) {
-        entry = { slots: [], hidden: false };
+        entry = { targetId: r.targetId, slots: [], hidden: false };
         this.entries.set(r.targetId, entry);
       } else if (entry.slots.length >= stateLimits.maxRegistersPerTarget) {
         this.droppedOverLimit++;
         return;
       }
-      entry.slots.push({ observer: this.intern(r.observer), counter: r.counter, value: r.value });
+      this.addSlot(entry, this.intern(r.observer), r.counter, r.value);
     }
     if (!entry.hidden) changed.push(r);
+  }
+
+  private addSlot(entry: Entry<V>, observer: string, counter: number, value: V): void {
+    let index = this.byObserver.get(observer);
+    if (index === undefined) {
+      index = { maxCounter: 0, slots: [] };
+      this.byObserver.set(observer, index);
+    }
+    const slot: Slot<V> = { observer, targetId: entry.targetId, counter, value, pos: index.slots.length };
+    entry.slots.push(slot);
+    index.slots.push(slot);
+    if (counter > index.maxCounter) index.maxCounter = counter;
+  }
+
+  private raiseIndex(observer: string, counter: number): void {
+    const index = this.byObserver.get(observer)!;
+    if (counter > index.maxCounter) index.maxCounter = counter;
+  }
+
+  /** Takes an entry's slots out of the observer index (the entry is being deleted). */
+  private dropSlots(entry: Entry<V>): void {
+    for (const s of entry.slots) {
+      const index = this.byObserver.get(s.observer)!;
+      const last = index.slots.pop()!;
+      if (last !== s) {
+        index.slots[s.pos] = last;
+        last.pos = s.pos;
+      }
+      if (index.slots.length === 0) this.byObserver.delete(s.observer);
+    }
   }
 
   private raise(o: string, c: number): void {
@@ -511,13 +573,40 @@ export class ObservationMap<V> {
   private forgetTarget(targetId: string): void {
     this.removed.delete(targetId);
     const entry = this.entries.get(targetId);
-    if (entry?.hidden) this.entries.delete(targetId);
+    if (entry?.hidden) {
+      this.dropSlots(entry);
+      this.entries.delete(targetId);
+    }
   }
 }
 
 function findSlot<V>(entry: Entry<V>, observer: string): Slot<V> | undefined {
   for (const s of entry.slots) if (s.observer === observer) return s;
   return undefined;
+}
+
+/** The counter at or below which a peer lacks nothing of `observer`; +∞ for one before the cursor. */
+function floorFor(
+  observer: string,
+  peerVector: ReadonlyVersionVector,
+  after: ExchangeCursor | undefined,
+): number {
+  const entry = peerVector.get(observer) ?? 0;
+  if (after === undefined || observer > after.observer) return entry;
+  if (observer < after.observer) return Number.POSITIVE_INFINITY;
+  return Math.max(entry, after.counter);
+}
+
+/**
+ * Canonical order within one observer. Its counter is unique across its registers (one
+ * counter per observer, never reused across restarts), so the target id only settles order
+ * between forged duplicates, deterministically.
+ */
+function byCounterThenTarget(
+  a: { targetId: string; counter: number },
+  b: { targetId: string; counter: number },
+): number {
+  return a.counter - b.counter || compareStrings(a.targetId, b.targetId);
 }
 
 function compareStrings(a: string, b: string): number {
