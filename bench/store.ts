@@ -5,8 +5,7 @@
 //
 //   npx node bench/store.ts [--events=200000 --rollups=200000 --targets=1000 --minutes=1440]
 //
-// Not measured here: checker throughput with history on vs off; that needs the runtime to
-// write rollups from its check path.
+// Checker throughput with history on vs off is bench/history.ts (bench/results/history.json).
 
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
@@ -285,7 +284,7 @@ const path = writeResults("store", {
     `appends of ${ROWS_PER_CALL} rows per call, ${CALLS_IN_FLIGHT} calls in flight, through the batch writer; ack = the call's promise resolving after commit`,
     "sqlite: WAL, synchronous=NORMAL, file in the OS temp dir; sizes after VACUUM, minute rows with 6 samples a minute (10 s interval)",
     "postgres: when VIGIL_TEST_PG is set; test/store/start-postgres.sh runs it with fsync=off, so its throughput is an upper bound",
-    "not measured: checker throughput with history on vs off (needs the runtime writing rollups from the check path)",
+    "checker throughput with history on vs off: bench/history.ts, bench/results/history.json",
   ],
   sqlite,
   postgres,

@@ -1,4 +1,4 @@
-// Durations as people write them in config: "250ms", "10s", "1.5m", "2h", "1m30s".
+// Durations as people write them in config: "250ms", "10s", "1.5m", "2h", "1m30s", "90d".
 // A bare number is refused: `interval: 10` could mean seconds or milliseconds, and a wrong
 // guess is a factor-of-1000 outage or a probe storm.
 
@@ -6,6 +6,7 @@ import { assert } from "../core/assert.ts";
 import { ErrorCode, VigilError } from "../core/errors.ts";
 import { describeValue } from "./messages.ts";
 
+const msPerDay = 86_400_000;
 const msPerHour = 3_600_000;
 const msPerMinute = 60_000;
 const msPerSecond = 1_000;
@@ -15,9 +16,10 @@ const maxDurationChars = 64;
 
 // Components in decreasing order, each at most once; `m(?!s)` keeps "5ms" from reading as minutes.
 const durationPattern =
-  /^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+(?:\.\d+)?)ms)?$/;
+  /^(?:(\d+(?:\.\d+)?)d)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+(?:\.\d+)?)ms)?$/;
 
-const componentUnitsMs = [msPerHour, msPerMinute, msPerSecond, 1] as const;
+// A day is 24 hours: retention periods, not calendar days (no time zones, no DST).
+const componentUnitsMs = [msPerDay, msPerHour, msPerMinute, msPerSecond, 1] as const;
 
 /**
  * Milliseconds in a duration string. Throws a `VigilError` (config, no path: the caller
@@ -30,7 +32,7 @@ export function parseDurationMs(s: string | number): number {
   }
   const match = s.length <= maxDurationChars && s !== "" ? durationPattern.exec(s) : null;
   if (match === null) {
-    throw durationError(`expected a duration like "10s", got ${describeValue(s)} (units: ms, s, m, h)`);
+    throw durationError(`expected a duration like "10s", got ${describeValue(s)} (units: ms, s, m, h, d)`);
   }
   // Exact decimal arithmetic: 0.1h must be 360000 ms, not 360000.00000000006.
   let totalMs = 0n;
@@ -58,7 +60,8 @@ function durationError(message: string): VigilError {
 
 /**
  * The shortest exact string for a duration, largest units first and no zero components:
- * "250ms", "10s", "1m30s", "2h". A sub-second part is written as a decimal of seconds or as
+ * "250ms", "10s", "1m30s", "2h", "7d". Days are used from two days up ("24h" reads better than
+ * "1d" next to intervals, "400d" better than "9600h"). A sub-second part is written as a decimal of seconds or as
  * milliseconds, whichever is shorter ("1.5s", "1s5ms"); below a second it is always "500ms".
  * Parses back to `ms`.
  */
@@ -67,11 +70,14 @@ export function formatDurationMs(ms: number): string {
   if (ms === 0) return "0s";
   // Under a second, milliseconds read better than "0.1s" even where they are a character longer.
   if (ms < msPerSecond) return `${ms}ms`;
-  const hours = Math.floor(ms / msPerHour);
+  const totalHours = Math.floor(ms / msPerHour);
+  const days = totalHours >= 48 ? Math.floor(ms / msPerDay) : 0;
+  const hours = totalHours - days * 24;
   const minutes = Math.floor((ms % msPerHour) / msPerMinute);
   const seconds = Math.floor((ms % msPerMinute) / msPerSecond);
   const restMs = ms % msPerSecond;
   let head = "";
+  if (days > 0) head += `${days}d`;
   if (hours > 0) head += `${hours}h`;
   if (minutes > 0) head += `${minutes}m`;
   if (restMs === 0) return seconds > 0 ? `${head}${seconds}s` : head;

@@ -1,7 +1,9 @@
 import { channel } from "node:diagnostics_channel";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Counter, Gauge, Histogram } from "prom-client";
+import { AlertManager, firstLiveMember, registerAlertMetrics } from "../alerts/index.ts";
 import type { CheckResult, Prober } from "../checkers/types.ts";
+import { historySettingsOf } from "../config/history.ts";
 import { parsePoolDocument, poolToDocument } from "../config/load.ts";
 import type { PoolSpec, TargetAddr, VigilConfig } from "../config/types.ts";
 import type { Clock } from "../core/clock.ts";
@@ -14,6 +16,7 @@ import { type CoreOutput, NodeCore } from "../core/node/node-core.ts";
 import type { Random } from "../core/random.ts";
 import type { AdminState, Effective, Health } from "../core/verdict/verdict.ts";
 import { type AgentServer, agentRequestOutcomes, startAgentServer } from "../serve/agent-server.ts";
+import { nodeRouteContext, serveHistoryRoute } from "../serve/api/history-routes.ts";
 import { type ApiBackend, type ApiServer, startApiServer } from "../serve/api/server.ts";
 import { targetsRoute } from "../serve/api/targets-route.ts";
 import { type DnsServer, startDnsServer } from "../serve/dns-server.ts";
@@ -22,6 +25,7 @@ import { EventStreams } from "../serve/sse.ts";
 import { serveUi } from "../serve/ui-static.ts";
 import { VERSION } from "../version.ts";
 import { EventLog, type EventQuery, type EventType, type VigilEvent } from "./events.ts";
+import { History, type HistoryTuning } from "./history.ts";
 import type { Logger } from "./log.ts";
 import { Keyring } from "./transport/keyring.ts";
 import { splitAddr, UdpTcpTransport } from "./transport/udp-tcp.ts";
@@ -35,6 +39,8 @@ export interface NodeDeps {
   random: Random;
   prober: Prober;
   logger: Logger;
+  /** History timing for tests and benchmarks (src/runtime/history.ts); defaults otherwise. */
+  history?: Partial<HistoryTuning>;
 }
 
 /** Stream frames are multiplexed by their first byte. */
@@ -99,7 +105,12 @@ export class VigilNode implements ApiBackend {
   readonly events: EventLog;
   readonly metrics: NodeMetrics;
   readonly streams: EventStreams;
-  readonly core: NodeCore;
+  /** Replaced once, at the start of start(), when the store's counter is past the boot epoch. */
+  core: NodeCore;
+  /** The durable history (node.store), open from start() to stop(); undefined with `store: none`. */
+  history: History | undefined;
+  /** The observation counter this boot starts from unless the store holds a higher one. */
+  private readonly bootCounter: number;
   private membership: Membership | undefined;
   private transport: UdpTcpTransport | undefined;
   private readonly deps: NodeDeps;
@@ -111,6 +122,8 @@ export class VigilNode implements ApiBackend {
   private api: ApiServer | undefined;
   private agent: AgentServer | undefined;
   private dns: DnsServer | undefined;
+  /** Alerts (the config's `alerts:`), running from start() to stop(); docs/alerts.md. */
+  readonly alerts: AlertManager | undefined;
   private stopping = false;
   private pumping = false;
   private leaveDone: (() => void) | undefined;
@@ -130,19 +143,9 @@ export class VigilNode implements ApiBackend {
     this.deps = deps;
     this.log = deps.logger.child({ node: this.name });
     this.events = new EventLog();
-    const profile = membershipConfig(config.node.profile);
-    this.core = new NodeCore({
-      name: this.name,
-      zone: config.node.zone,
-      weight: config.node.weight,
-      random: deps.random,
-      maxConcurrentChecks: config.node.maxConcurrentChecks,
-      // A boot epoch: the counter only grows across restarts without reading anything back.
-      counterStart: Math.floor(deps.clock.wallMs()) * 1000,
-      parsePool: (name, doc) => parsePoolDocument(name, doc),
-      antiEntropyIntervalMs: Math.min(profile.pushPullIntervalMs, 10_000),
-      retransmitMult: profile.retransmitMult,
-    });
+    // A boot epoch: the counter only grows across restarts without reading anything back.
+    this.bootCounter = Math.floor(deps.clock.wallMs()) * 1000;
+    this.core = this.newCore(this.bootCounter);
     this.metrics = createNodeMetrics({
       targetCounts: () => this.countStates(this.core.allTargets()),
       checksInFlight: () => this.inFlight.size,
@@ -152,6 +155,40 @@ export class VigilNode implements ApiBackend {
     this.events.subscribe((e) => this.metrics.eventsTotal.labels(e.type).inc());
     this.streams = new EventStreams(this.events);
     this.registerClusterMetrics();
+    if (config.alerts !== undefined) {
+      const alerts = new AlertManager({
+        spec: config.alerts,
+        dataDir: config.node.dataDir,
+        node: this.name,
+        clock: deps.clock,
+        random: deps.random,
+        logger: this.log,
+        // One node sends a target's alerts: its first rendezvous owner among live members.
+        isSender: (id) => this.core.owners(id)[0] === this.name,
+        isStormSender: () => firstLiveMember(this.core.memberList()) === this.name,
+        targetCount: () => this.core.targetCount(),
+        targetExists: (pool, target) => this.core.target(pool, target) !== undefined,
+      });
+      this.events.subscribe((e) => alerts.handleEvent(e));
+      registerAlertMetrics(this.metrics.registry, () => alerts);
+      this.alerts = alerts;
+    }
+  }
+
+  private newCore(counterStart: number): NodeCore {
+    const config = this.config;
+    const profile = membershipConfig(config.node.profile);
+    return new NodeCore({
+      name: this.name,
+      zone: config.node.zone,
+      weight: config.node.weight,
+      random: this.deps.random,
+      maxConcurrentChecks: config.node.maxConcurrentChecks,
+      counterStart,
+      parsePool: (name, doc) => parsePoolDocument(name, doc),
+      antiEntropyIntervalMs: Math.min(profile.pushPullIntervalMs, 10_000),
+      retransmitMult: profile.retransmitMult,
+    });
   }
 
   get apiUrl(): string {
@@ -183,6 +220,11 @@ export class VigilNode implements ApiBackend {
 
   async start(): Promise<void> {
     const n = this.config.node;
+    // First, before binding anything: a bad data_dir or an unreachable database stops the node
+    // with one clear VIGIL_ERR_STORE, not half a node or a crash loop.
+    await this.openHistory();
+    // Before any pool is loaded: the first verdicts are alert inputs too.
+    this.alerts?.start();
     const [ghost, gport] = splitAddr(n.gossip);
     const keyring = n.encryptKeys.length > 0 ? new Keyring(n.encryptKeys, "vigil") : undefined;
     this.transport = await UdpTcpTransport.listen({
@@ -265,6 +307,40 @@ export class VigilNode implements ApiBackend {
     this.pump();
   }
 
+  /** Opens the store, takes the observation counter past the persisted one, follows the event log. */
+  private async openHistory(): Promise<void> {
+    const settings = historySettingsOf(this.config.node);
+    if (settings.store.kind === "none") return;
+    const history = await History.open({
+      node: this.name,
+      dataDir: this.config.node.dataDir,
+      settings,
+      clock: this.deps.clock,
+      logger: this.log,
+      view: {
+        owners: (id) => this.core.owners(id),
+        observedSinceMs: (id, observer) => this.core.observations.get(id, observer)?.value.sinceWallMs,
+        liveMembers: () =>
+          this.core
+            .memberList()
+            .filter((m) => m.state === "alive" || m.state === "suspect")
+            .map((m) => m.name),
+      },
+      ...(this.deps.history === undefined ? {} : { tuning: this.deps.history }),
+    });
+    try {
+      const counterStart = await history.startCounter(this.bootCounter);
+      // The clock is behind counters a previous run used: the core must start past them.
+      if (counterStart > this.bootCounter) this.core = this.newCore(counterStart);
+    } catch (e) {
+      await history.close().catch(() => {});
+      throw e;
+    }
+    history.registerMetrics(this.metrics.registry);
+    history.start(this.events);
+    this.history = history;
+  }
+
   /** Leave the cluster, stop scheduling, let in-flight checks finish or time out, close servers. */
   async stop(): Promise<void> {
     if (this.stopping) return;
@@ -283,8 +359,11 @@ export class VigilNode implements ApiBackend {
     this.log.info({ inFlight: pending.length }, "stopping: waiting for in-flight checks");
     await Promise.allSettled(pending);
     this.streams.closeAll();
+    await this.alerts?.stop();
     await Promise.all([this.agent?.close(), this.dns?.close(), this.api?.close(), this.transport?.close()]);
     await this.deps.prober.close();
+    // Last: the checks that were in flight are in the final minute it writes.
+    await this.history?.close();
     this.log.info("node stopped");
   }
 
@@ -372,7 +451,8 @@ export class VigilNode implements ApiBackend {
       return;
     }
     if (e.type === "join.done") {
-      if (e.contacted === 0) this.log.warn({ failed: e.failed }, "join: no seed answered; checking alone until one does");
+      if (e.contacted === 0)
+        this.log.warn({ failed: e.failed }, "join: no seed answered; checking alone until one does");
       else this.log.info({ contacted: e.contacted }, "joined");
       this.core.holdChecks(false);
       this.core.syncSoon();
@@ -430,7 +510,8 @@ export class VigilNode implements ApiBackend {
         return;
       }
       case "counter":
-        return; // persisted by the store when it is configured (boot epochs cover restarts)
+        this.history?.noteCounter(o.value); // boot epochs cover restarts without a store
+        return;
     }
   }
 
@@ -465,6 +546,7 @@ export class VigilNode implements ApiBackend {
     (r.ok ? lbl.ok : lbl.fail).inc();
     lbl.dur.observe(r.latencyMs / 1000);
     if (checkFinishChannel.hasSubscribers) checkFinishChannel.publish({ node: this.name, id, result: r });
+    this.history?.recordCheck(id, r, this.wall());
     if (this.stopping) return;
     this.core.checkDone(id, spec, r, this.now(), this.wall());
     this.pump();
@@ -733,7 +815,21 @@ export class VigilNode implements ApiBackend {
     return { contentType: this.metrics.registry.contentType, text: await this.metrics.registry.metrics() };
   }
 
-  extraRoute(req: IncomingMessage, res: ServerResponse, segments: string[], url: URL): boolean {
+  private historyRoutes: ReturnType<typeof nodeRouteContext> | undefined;
+
+  extraRoute(
+    req: IncomingMessage,
+    res: ServerResponse,
+    segments: string[],
+    url: URL,
+  ): boolean | Promise<boolean> {
+    this.historyRoutes ??= nodeRouteContext(
+      this,
+      () => this.history,
+      () => this.wall(),
+    );
+    const history = serveHistoryRoute(this.historyRoutes, req, res, segments, url);
+    if (history !== false) return history;
     if (
       segments.length === 3 &&
       segments[0] === "v1" &&

@@ -115,6 +115,9 @@ async function route(backend: ApiBackend, req: IncomingMessage, res: ServerRespo
     }
     if (b === "events" && segments.length === 2) {
       if (method !== "GET") return methodNotAllowed(res, "GET", "events");
+      // A node with a durable log (history-routes.ts) answers from it; else the in-memory ring.
+      if (backend.extraRoute !== undefined && (await backend.extraRoute(req, res, segments, url)))
+        return "events";
       const page = backend.queryEvents(parseQuery(url));
       sendJson(res, 200, page);
       return "events";
