@@ -12,7 +12,15 @@ const sizesArg = process.argv.find((a) => a.startsWith("--sizes="))?.split("=")[
 const SIZES = (sizesArg ?? "10,100,500").split(",").map(Number);
 
 function poolDoc(targets: string[]): unknown {
-  return { check: { type: "http" }, targets, interval: "10s", fastinter: "2s", timeout: "1s", rise: 2, fall: 2 };
+  return {
+    check: { type: "http" },
+    targets,
+    interval: "10s",
+    fastinter: "2s",
+    timeout: "1s",
+    rise: 2,
+    fall: 2,
+  };
 }
 
 function addr(i: number): string {
@@ -20,7 +28,12 @@ function addr(i: number): string {
 }
 
 /** Builds a joined cluster of n nodes with the given pools; returns it once membership converged. */
-function cluster(seed: number, n: number, pools: [string, unknown][], originUp: (k: string, now: number) => boolean) {
+function cluster(
+  seed: number,
+  n: number,
+  pools: [string, unknown][],
+  originUp: (k: string, now: number) => boolean,
+) {
   const sim = new VigilSim({ seed, originUp });
   sim.recordChecks = false;
   sim.setPools(pools);
@@ -29,7 +42,11 @@ function cluster(seed: number, n: number, pools: [string, unknown][], originUp: 
     const node = sim.addNode(`n${i}`);
     sim.at(i * 20, () => sim.join(node, [first]));
   }
-  const t = sim.runUntil(() => sim.live().every((x) => x.membership!.countByState().alive === n), 120_000, 500);
+  const t = sim.runUntil(
+    () => sim.live().every((x) => x.membership!.countByState().alive === n),
+    120_000,
+    500,
+  );
   if (t === undefined) throw new Error(`membership of ${n} did not converge`);
   return sim;
 }
@@ -84,10 +101,14 @@ function propagation(n: number, targetCount: number, flips: number): Propagation
     }
     if (times.length < n) continue; // not everywhere within the run: counted below
     spread.push(Math.max(...times) - Math.min(...times));
-    if (process.env.BENCH_DEBUG) progress(`  ${key}: spread ${Math.round(Math.max(...times) - Math.min(...times))} times ${times.map((t) => Math.round(t - at)).join(",")}`);
+    if (process.env.BENCH_DEBUG)
+      progress(
+        `  ${key}: spread ${Math.round(Math.max(...times) - Math.min(...times))} times ${times.map((t) => Math.round(t - at)).join(",")}`,
+      );
     e2e.push(Math.max(...times) - at);
   }
-  if (spread.length < flips) progress(`  N=${n}: only ${spread.length}/${flips} flips reached every node in time`);
+  if (spread.length < flips)
+    progress(`  N=${n}: only ${spread.length}/${flips} flips reached every node in time`);
   return {
     nodes: n,
     targets: targetCount,
@@ -166,12 +187,16 @@ const results: { propagation: Propagation[]; bandwidth: Bandwidth[]; memory?: un
 for (const n of SIZES) {
   progress(`propagation: ${n} nodes`);
   const r = propagation(n, arg("targets", n >= 500 ? 500 : 1000), n >= 500 ? 10 : 20);
-  progress(`  spread p50 ${r.spreadMsP50} ms, p99 ${r.spreadMsP99} ms; end-to-end p99 ${r.endToEndMsP99} ms (${r.realSeconds}s real)`);
+  progress(
+    `  spread p50 ${r.spreadMsP50} ms, p99 ${r.spreadMsP99} ms; end-to-end p99 ${r.endToEndMsP99} ms (${r.realSeconds}s real)`,
+  );
   results.propagation.push(r);
 }
 progress("bandwidth: 10 nodes, flips at the rate of 1% of 100k targets per minute");
 const bw = bandwidth(10, arg("flip-targets", 10_000), 1_000, 60);
-progress(`  ${bw.bytesPerNodePerSecond} B/node/s (${bw.gossipBytesPerNodePerSecond} gossip, ${bw.streamBytesPerNodePerSecond} anti-entropy)`);
+progress(
+  `  ${bw.bytesPerNodePerSecond} B/node/s (${bw.gossipBytesPerNodePerSecond} gossip, ${bw.streamBytesPerNodePerSecond} anti-entropy)`,
+);
 results.bandwidth.push(bw);
 progress("memory: 3 replicas of 100k targets");
 results.memory = memoryPerTarget(arg("memory-targets", 100_000));

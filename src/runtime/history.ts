@@ -401,7 +401,12 @@ export class History {
     const n = this.journalLength;
     this.journalLength = 0;
     for (let i = 0; i < n; i++) {
-      this.fold(this.journalIds[i]!, this.journalOk[i] === 1, this.journalLatencyMs[i]!, this.journalWallMs[i]!);
+      this.fold(
+        this.journalIds[i]!,
+        this.journalOk[i] === 1,
+        this.journalLatencyMs[i]!,
+        this.journalWallMs[i]!,
+      );
       this.journalIds[i] = "";
     }
   }
