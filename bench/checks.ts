@@ -6,6 +6,9 @@
 //                            [--hold-targets=20000 --hold-seconds=120]
 import { spawn } from "node:child_process";
 import { subscribe, unsubscribe } from "node:diagnostics_channel";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { createProber } from "../src/checkers/index.ts";
@@ -44,7 +47,7 @@ function configFor(ports: number[], targets: number, intervalMs: number, maxConc
         .join(", ")}]`,
     );
   }
-  return `node: { name: bench, api: "127.0.0.1:0", gossip: "127.0.0.1:0", max_concurrent_checks: ${maxConcurrent} }
+  return `node: { name: bench, api: "127.0.0.1:0", gossip: "127.0.0.1:0", data_dir: "${mkdtempSync(join(tmpdir(), "vigil-bench-"))}", max_concurrent_checks: ${maxConcurrent} }
 defaults: { interval: ${intervalMs}ms, timeout: ${Math.min(2000, intervalMs)}ms, rise: 2, fall: 3, jitter: 0.1 }
 pools:
 ${pools.join("\n")}

@@ -16,8 +16,10 @@
 // Targets (issue 5): p99 under 1 ms at 5,000 lookups/s on loopback; a maximum rate aiming at
 // 50,000/s on a 2-core machine.
 import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
 import { connect, type Socket } from "node:net";
-import { availableParallelism, loadavg } from "node:os";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { Http1ResponseParser, type ResponseSink } from "../src/checkers/http1-client.ts";
@@ -323,7 +325,7 @@ function config(): string {
     for (let i = p; i < POOLS * PER_POOL; i += POOLS) keys.push(targetKey(i));
     pools.push(`  p${p}:\n    check: { type: http, path: /healthz }\n    targets: [${keys.join(", ")}]`);
   }
-  return `node: { name: bench, api: "127.0.0.1:0", gossip: "127.0.0.1:0", agent: "127.0.0.1:0", max_concurrent_checks: 2048 }
+  return `node: { name: bench, api: "127.0.0.1:0", gossip: "127.0.0.1:0", data_dir: "${mkdtempSync(join(tmpdir(), "vigil-bench-"))}", agent: "127.0.0.1:0", max_concurrent_checks: 2048 }
 defaults: { interval: 2s, timeout: 1s, rise: 1, fall: 1, jitter: 0.1 }
 pools:
 ${pools.join("\n")}

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { startTestOrigin, type TestOrigin } from "../helpers/origins.ts";
 import { runVigil, startVigil } from "../helpers/spawn.ts";
+import { tmpDataDir } from "../helpers/tmp.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "vigil-cli-"));
 const writeConfig = (name: string, text: string): string => {
@@ -93,7 +94,7 @@ describe("vigil agent", () => {
     try {
       const p = writeConfig(
         "good.yaml",
-        `node: { name: cli1, api: "127.0.0.1:0", gossip: "127.0.0.1:0" }
+        `node: { name: cli1, api: "127.0.0.1:0", gossip: "127.0.0.1:0", data_dir: "${tmpDataDir()}" }
 defaults: { interval: 300ms, timeout: 250ms, rise: 1, fall: 1 }
 pools:
   web:
@@ -140,10 +141,12 @@ pools:
 });
 
 describe("vigil demo", () => {
-  it("starts the origins and the node, prints the API URL and transitions, stops cleanly", async () => {
+  it("starts the origins and a 3-node cluster, prints the URLs and transitions, stops cleanly", async () => {
     const r = await runVigil(["demo", "--duration", "5", "--port", "0"], 30_000);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /API\s+http:\/\/127\.0\.0\.1:\d+\/v1\/pools/);
+    for (const n of [1, 2, 3])
+      assert.match(r.stdout, new RegExp(`demo-${n}\\s+http://127\\.0\\.0\\.1:\\d+/`));
+    assert.match(r.stdout, /demo-\d\s+sees\s+web\/127\.0\.0\.1:\d+\s+UNKNOWN → UP/);
     assert.match(r.stdout, /verdict\s+web\/127\.0\.0\.1:\d+\s+UNKNOWN → UP/);
     assert.match(r.stdout, /UNKNOWN → DOWN\s+\(connect ECONNREFUSED\)/);
     assert.match(r.stdout, /stopping/);

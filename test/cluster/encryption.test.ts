@@ -8,6 +8,7 @@ import { SeededRandom } from "../../src/core/random.ts";
 import { silentLogger } from "../../src/runtime/log.ts";
 import { VigilNode } from "../../src/runtime/node.ts";
 import { eventually } from "../helpers/origins.ts";
+import { tmpDataDir } from "../helpers/tmp.ts";
 
 // Encrypted gossip between real nodes on loopback: a keyring rotation by rolling restarts with
 // no partition, and a node with the wrong key kept out (and counted).
@@ -25,6 +26,7 @@ async function startNode(
   name: ${name}
   api: 127.0.0.1:0
   gossip: 127.0.0.1:${port}
+  data_dir: ${tmpDataDir(name)}
   profile: local
   encrypt_keys: [${keys.map((k) => `"${k}"`).join(", ")}]
 ${join === undefined ? "" : `  join: ["${join}"]\n`}`,

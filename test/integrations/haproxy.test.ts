@@ -13,6 +13,7 @@ import { silentLogger } from "../../src/runtime/log.ts";
 import { VigilNode } from "../../src/runtime/node.ts";
 import { type AgentServer, startAgentServer } from "../../src/serve/agent-server.ts";
 import { eventually, startTestOrigin, type TestOrigin } from "../helpers/origins.ts";
+import { tmpDataDir } from "../helpers/tmp.ts";
 
 // A real HAProxy driven by a real Vigil node through agent-check, observed through HAProxy's
 // own runtime API. The servers use the agent only (no `check`), so every state change seen
@@ -163,7 +164,7 @@ describe("HAProxy agent-check against a Vigil node", { timeout: 30_000 }, () => 
 
     const cfg = parseConfigText(
       `
-node: { name: h1, api: "127.0.0.1:0", gossip: "127.0.0.1:0" }
+node: { name: h1, api: "127.0.0.1:0", gossip: "127.0.0.1:0", data_dir: "${tmpDataDir()}" }
 defaults: { interval: 100ms, timeout: 100ms, rise: 1, fall: 2 }
 pools:
   web:

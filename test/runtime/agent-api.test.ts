@@ -8,6 +8,7 @@ import { SeededRandom } from "../../src/core/random.ts";
 import { silentLogger } from "../../src/runtime/log.ts";
 import { VigilNode } from "../../src/runtime/node.ts";
 import { eventually, startTestOrigin, type TestOrigin } from "../helpers/origins.ts";
+import { tmpDataDir } from "../helpers/tmp.ts";
 
 // One real node with real origins on loopback, driven through its HTTP API.
 
@@ -56,7 +57,7 @@ describe("vigil agent: one node, HTTP API", () => {
     bad = await startTestOrigin(503, "nope");
     const cfg = parseConfigText(
       `
-node: { name: t1, api: "127.0.0.1:0", gossip: "127.0.0.1:0", agent: "127.0.0.1:0" }
+node: { name: t1, api: "127.0.0.1:0", gossip: "127.0.0.1:0", agent: "127.0.0.1:0", data_dir: "${tmpDataDir()}" }
 defaults: { interval: 200ms, timeout: 150ms, rise: 2, fall: 2 }
 pools:
   web:
@@ -141,9 +142,12 @@ pools:
   });
 
   it("the event log records transitions with their cause", async () => {
-    const r = await get("/v1/events?pool=web&type=verdict.changed");
-    const events = r.body.events as { target: string; from: string; to: string; cause: string }[];
-    const down = events.find((e) => e.target === bad.key);
+    // Events reach the store in batches off the check path: the page catches up shortly.
+    const down = await eventually(async () => {
+      const r = await get("/v1/events?pool=web&type=verdict.changed");
+      const events = r.body.events as { target: string; from: string; to: string; cause: string }[];
+      return events.find((e) => e.target === bad.key);
+    }, "the verdict event of the bad target in the event log");
     assert.ok(down, "a verdict event for the bad target");
     assert.equal(down.from, "unknown");
     assert.equal(down.to, "down");

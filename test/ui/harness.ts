@@ -11,6 +11,7 @@ import { silentLogger } from "../../src/runtime/log.ts";
 import { VigilNode } from "../../src/runtime/node.ts";
 import { buildUi, uiBuildIsStale } from "../../src/ui/build.ts";
 import { eventually } from "../helpers/origins.ts";
+import { tmpDataDir } from "../helpers/tmp.ts";
 
 // Shared by the dashboard's browser test and its benchmark: a real cluster of VigilNodes in
 // this process, the built dashboard, and Debian's Chromium driven by playwright-core.
@@ -64,7 +65,7 @@ export async function startCluster(opts: ClusterOptions): Promise<VigilNode[]> {
     for (let i = 1; i <= opts.size; i++) {
       const join = i === 1 ? "" : `, join: ["${nodes[0]!.gossipAddr}"]`;
       const cfg = parseConfigText(
-        `node: { name: n${i}, zone: z${i}, api: "127.0.0.1:0", gossip: "127.0.0.1:0", profile: local${join} }\n${opts.poolsYaml}`,
+        `node: { name: n${i}, zone: z${i}, api: "127.0.0.1:0", gossip: "127.0.0.1:0", profile: local, data_dir: "${tmpDataDir()}"${join} }\n${opts.poolsYaml}`,
         `<n${i}>`,
       );
       const node = new VigilNode(cfg, {

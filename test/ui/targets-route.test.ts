@@ -10,6 +10,7 @@ import { silentLogger } from "../../src/runtime/log.ts";
 import { VigilNode } from "../../src/runtime/node.ts";
 import { parseTargetsQuery, queryTargets, type TargetsSource } from "../../src/serve/api/targets-route.ts";
 import { eventually, startTestOrigin, type TestOrigin } from "../helpers/origins.ts";
+import { tmpDataDir } from "../helpers/tmp.ts";
 
 // GET /v1/targets on a real node: the dashboard's filtered, sorted, paged list of every target.
 
@@ -50,7 +51,7 @@ describe("GET /v1/targets on a real node", () => {
     // seeded phase within it): they stay unknown. Loopback only.
     const cfg = parseConfigText(
       `
-node: { name: r1, api: "127.0.0.1:0", gossip: "127.0.0.1:0" }
+node: { name: r1, api: "127.0.0.1:0", gossip: "127.0.0.1:0", data_dir: "${tmpDataDir()}" }
 defaults: { interval: 200ms, timeout: 150ms, rise: 1, fall: 1 }
 pools:
   web:
