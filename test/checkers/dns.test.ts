@@ -92,7 +92,7 @@ function respond(msg: Buffer, transport: "udp" | "tcp"): Buffer[] {
 }
 
 describe("dns checker", () => {
-  const udp = createSocket("udp4");
+  let udp = createSocket("udp4");
   const tcp = createServer((s: Socket) => {
     tcpQueries++;
     let buf = Buffer.alloc(0);
@@ -114,17 +114,30 @@ describe("dns checker", () => {
   const prober = createProber();
 
   before(async () => {
-    udp.on("message", (msg: Buffer, from: RemoteInfo) => {
-      udpQueries.push(decode(msg));
-      for (const r of respond(msg, "udp")) udp.send(r, from.port, from.address);
-    });
-    await new Promise<void>((resolve) => udp.bind(0, "127.0.0.1", () => resolve()));
-    port = udp.address().port;
-    // TCP on the same port number, as a resolver does.
-    await new Promise<void>((resolve, reject) => {
-      tcp.once("error", reject);
-      tcp.listen(port, "127.0.0.1", () => resolve());
-    });
+    // UDP on a free port, then TCP on the same number, as a resolver does. Another test may
+    // hold that TCP port: then take a new UDP port and try again.
+    for (let attempt = 0; ; attempt++) {
+      udp.on("message", (msg: Buffer, from: RemoteInfo) => {
+        udpQueries.push(decode(msg));
+        for (const r of respond(msg, "udp")) udp.send(r, from.port, from.address);
+      });
+      await new Promise<void>((resolve) => udp.bind(0, "127.0.0.1", () => resolve()));
+      port = udp.address().port;
+      try {
+        await new Promise<void>((resolve, reject) => {
+          tcp.once("error", reject);
+          tcp.listen(port, "127.0.0.1", () => {
+            tcp.off("error", reject);
+            resolve();
+          });
+        });
+        return;
+      } catch (e) {
+        if (attempt >= 20) throw e;
+        udp.close();
+        udp = createSocket("udp4");
+      }
+    }
   });
 
   after(async () => {

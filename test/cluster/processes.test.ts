@@ -86,10 +86,13 @@ describe("real processes: membership", () => {
         30_000,
       );
     }
-    const ev = await json<{ events: { type: string; node: string }[] }>(
-      `${agents[0]!.api}/v1/events?type=member.dead`,
-    );
-    assert.ok(ev.events.some((e) => e.node === victim.name));
+    // The event log reaches the store in batches: the page catches up shortly.
+    await eventually(async () => {
+      const ev = await json<{ events: { type: string; node: string }[] }>(
+        `${agents[0]!.api}/v1/events?type=member.dead`,
+      );
+      return ev.events.some((e) => e.node === victim.name);
+    }, "a member.dead event for the victim in the event log");
 
     const leaver = agents[3]!;
     leaver.proc.child.kill("SIGTERM");
