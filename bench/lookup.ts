@@ -335,7 +335,7 @@ ${pools.join("\n")}
 async function startNode(): Promise<{ node: VigilNode; apiPort: number; agentPort: number }> {
   // Imported here, not at the top: the generator processes need none of the node.
   const { parseConfigText } = await import("../src/config/load.ts");
-  const { systemClock } = await import("../src/core/clock.ts");
+  const { systemClock } = await import("../src/runtime/clock.ts");
   const { SeededRandom } = await import("../src/core/random.ts");
   const { silentLogger } = await import("../src/runtime/log.ts");
   const { VigilNode } = await import("../src/runtime/node.ts");

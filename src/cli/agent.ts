@@ -1,8 +1,8 @@
 import { parseArgs } from "node:util";
 import { createProber } from "../checkers/index.ts";
 import { loadConfigFile } from "../config/load.ts";
-import { systemClock } from "../core/clock.ts";
 import { systemRandom } from "../core/random.ts";
+import { systemClock } from "../runtime/clock.ts";
 import { createLogger } from "../runtime/log.ts";
 import { VigilNode } from "../runtime/node.ts";
 import { UsageError } from "./usage.ts";

@@ -1,9 +1,9 @@
 import { parseArgs } from "node:util";
 import { createProber } from "../checkers/index.ts";
 import { parseConfigText } from "../config/load.ts";
-import { systemClock } from "../core/clock.ts";
 import { systemRandom } from "../core/random.ts";
 import { type DemoOrigin, demoFleet, startOrigin } from "../demo/origins.ts";
+import { systemClock } from "../runtime/clock.ts";
 import type { VigilEvent } from "../runtime/events.ts";
 import { createLogger } from "../runtime/log.ts";
 import { VigilNode } from "../runtime/node.ts";

@@ -8,11 +8,6 @@ export interface Clock {
   wallMs(): number;
 }
 
-export const systemClock: Clock = {
-  nowMs: () => performance.now(),
-  wallMs: () => Date.now(),
-};
-
 /** A clock the test or simulator moves by hand. */
 export class ManualClock implements Clock {
   private t: number;

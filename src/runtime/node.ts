@@ -640,32 +640,27 @@ export class VigilNode implements ApiBackend {
           this.labels(`replication_${k}`).inc(v);
       },
     });
-    new Counter({
-      name: "vigil_gossip_messages_total",
-      help: "Membership messages by direction and type.",
-      labelNames: ["direction", "type"] as const,
-      registers: reg,
-      collect() {
-        this.reset();
-        const s = self.membership?.stats();
-        if (s === undefined) return;
-        for (const [k, v] of Object.entries(s.messagesIn)) this.labels("in", k).inc(v.messages);
-        for (const [k, v] of Object.entries(s.messagesOut)) this.labels("out", k).inc(v.messages);
-      },
-    });
-    new Counter({
-      name: "vigil_gossip_message_bytes_total",
-      help: "Membership message bytes by direction and type (before encryption).",
-      labelNames: ["direction", "type"] as const,
-      registers: reg,
-      collect() {
-        this.reset();
-        const s = self.membership?.stats();
-        if (s === undefined) return;
-        for (const [k, v] of Object.entries(s.messagesIn)) this.labels("in", k).inc(v.bytes);
-        for (const [k, v] of Object.entries(s.messagesOut)) this.labels("out", k).inc(v.bytes);
-      },
-    });
+    // Messages and their bytes, by direction and type: one collector shape for both.
+    const traffic = (name: string, help: string, field: "messages" | "bytes") =>
+      new Counter({
+        name,
+        help,
+        labelNames: ["direction", "type"] as const,
+        registers: reg,
+        collect() {
+          this.reset();
+          const s = self.membership?.stats();
+          if (s === undefined) return;
+          for (const [k, v] of Object.entries(s.messagesIn)) this.labels("in", k).inc(v[field]);
+          for (const [k, v] of Object.entries(s.messagesOut)) this.labels("out", k).inc(v[field]);
+        },
+      });
+    traffic("vigil_gossip_messages_total", "Membership messages by direction and type.", "messages");
+    traffic(
+      "vigil_gossip_message_bytes_total",
+      "Membership message bytes by direction and type (before encryption).",
+      "bytes",
+    );
     new Counter({
       name: "vigil_gossip_bytes_total",
       help: "Gossip bytes on the wire by direction (UDP and TCP, after encryption).",

@@ -64,10 +64,14 @@ describe("real processes: membership", () => {
     agents.push(await startAgent("p1", "z1", undefined, ""));
     for (let i = 2; i <= 5; i++) agents.push(await startAgent(`p${i}`, `z${i % 3}`, agents[0]!.gossip, ""));
     for (const a of agents) {
-      await eventually(async () => {
-        const ms = (await json<{ members: Member[] }>(`${a.api}/v1/members`)).members;
-        return ms.length === 5 && ms.every((m) => m.state === "alive");
-      }, `${a.name} to see 5 alive`);
+      await eventually(
+        async () => {
+          const ms = (await json<{ members: Member[] }>(`${a.api}/v1/members`)).members;
+          return ms.length === 5 && ms.every((m) => m.state === "alive");
+        },
+        `${a.name} to see 5 alive`,
+        30_000,
+      );
     }
     const cli = await runVigil(["members", "--server", agents[0]!.api]);
     assert.equal(cli.code, 0);
