@@ -3,9 +3,22 @@
 // and release them in `release`; everything after the first `finish` is ignored, so late
 // socket events (an error after a destroy, a reply after the timeout) cannot change a result.
 
+import type { Socket } from "node:net";
 import { limits } from "../core/limits.ts";
 import type { TlsContexts } from "./tls-context.ts";
 import type { CheckRequest, CheckResult } from "./types.ts";
+
+/**
+ * Ends a plain TCP check connection the way HAProxy does (SO_LINGER 0): with a reset, so the
+ * checker keeps no TIME_WAIT socket per check — at thousands of checks a second those would
+ * hold tens of thousands of local ports — and the kernel sends one packet instead of a FIN
+ * exchange (bench/http-checker.ts: 124 → 93 µs of CPU per HTTP check). A socket still
+ * connecting, or already closed, is simply destroyed.
+ */
+export function closeWithReset(socket: Socket): void {
+  if (!socket.destroyed && socket.readyState === "open") socket.resetAndDestroy();
+  else socket.destroy();
+}
 
 /** What a prober shares with its checks. */
 export interface CheckerContext {

@@ -16,7 +16,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { isIP, connect as netConnect, type Socket } from "node:net";
 import { type ConnectionOptions, connect as tlsConnect } from "node:tls";
 import type { HttpCheckSpec, StatusRange, TargetAddr } from "../config/types.ts";
-import { Attempt, type CheckerContext } from "./attempt.ts";
+import { Attempt, type CheckerContext, closeWithReset } from "./attempt.ts";
 import { encodeRequest, Http1ResponseParser, type ResponseSink } from "./http1-client.ts";
 import { NeedleScanner } from "./scan.ts";
 import type { TlsTrust } from "./tls-context.ts";
@@ -521,6 +521,9 @@ class RawHttpAttempt extends Attempt implements ResponseSink {
   }
 
   protected release(): void {
-    this.socket?.destroy();
+    if (this.socket === undefined) return;
+    // TLS sockets wrap their handle and cannot be reset; they close normally.
+    if (this.spec.type === "http") closeWithReset(this.socket);
+    else this.socket.destroy();
   }
 }

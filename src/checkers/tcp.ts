@@ -4,7 +4,7 @@
 import { connect as netConnect, type Socket } from "node:net";
 import type { TcpCheckSpec } from "../config/types.ts";
 import { limits } from "../core/limits.ts";
-import { Attempt, type CheckerContext } from "./attempt.ts";
+import { Attempt, type CheckerContext, closeWithReset } from "./attempt.ts";
 import { NeedleScanner } from "./scan.ts";
 import type { CheckRequest, CheckResult } from "./types.ts";
 
@@ -90,7 +90,7 @@ class TcpAttempt extends Attempt {
   }
 
   protected release(): void {
-    this.socket?.destroy();
+    if (this.socket !== undefined) closeWithReset(this.socket);
   }
 }
 

@@ -210,8 +210,34 @@ describe("http checker on its own connection (raw client)", () => {
     assert.deepEqual([r.ok, r.reason], [true, "status 200"]);
   });
 
+  it("closes the connection with a reset once it has the answer, as HAProxy does", async () => {
+    // The origin answers and keeps its side open: it then sees how the checker closed.
+    let closedBy: Promise<string> = Promise.resolve("no connection");
+    const origin = createServer((s) => {
+      closedBy = new Promise((resolve) => {
+        s.on("error", (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+        s.on("end", () => resolve("fin"));
+      });
+      s.once("data", () => s.write("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+    });
+    const originPort = await listen(origin);
+    try {
+      const r = await prober.check({
+        spec: httpSpec({ path: "/" }),
+        target: loopback(originPort),
+        timeoutMs: 2000,
+      });
+      assert.deepEqual([r.ok, r.reason], [true, "status 200"]);
+      assert.equal(await closedBy, "ECONNRESET");
+    } finally {
+      await new Promise((resolve) => origin.close(resolve));
+    }
+  });
+
   it("keeps one request per target when the Host comes from the target", async () => {
     const other = createServer((s) => {
+      // The checker closes with a reset once it has its answer.
+      s.on("error", () => {});
       s.once("data", (d) => {
         requests.push(d.toString("latin1"));
         s.end("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");

@@ -49,6 +49,24 @@ describe("tcp checker", () => {
     assert.deepEqual([r.ok, r.reason], [true, "connected"]);
   });
 
+  it("closes with a reset after the check, leaving the origin no half-open socket", async () => {
+    let closedBy: Promise<string> = Promise.resolve("no connection");
+    const origin = createServer((s) => {
+      closedBy = new Promise((resolve) => {
+        s.on("error", (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+        s.on("end", () => resolve("fin"));
+      });
+    });
+    const originPort = await listen(origin);
+    try {
+      const r = await prober.check({ spec: { type: "tcp" }, target: loopback(originPort), timeoutMs: 2000 });
+      assert.deepEqual([r.ok, r.reason], [true, "connected"]);
+      assert.equal(await closedBy, "ECONNRESET");
+    } finally {
+      await new Promise((resolve) => origin.close(resolve));
+    }
+  });
+
   it("reports a refused connection", async () => {
     const r = await prober.check({
       spec: { type: "tcp" },
