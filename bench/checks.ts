@@ -3,11 +3,11 @@
 // Writes bench/results/checks.json. Bounded: every phase has a fixed duration.
 //
 //   npx node bench/checks.ts [--rate-targets=5000 --rate-interval-ms=1000 --rate-seconds=20]
-//                            [--hold-targets=20000 --hold-seconds=120]
+//                            [--hold-targets=20000 --hold-seconds=120] [--origin=raw|node-http]
 import { spawn } from "node:child_process";
 import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -17,14 +17,16 @@ import { SeededRandom } from "../src/core/random.ts";
 import { systemClock } from "../src/runtime/clock.ts";
 import { silentLogger } from "../src/runtime/log.ts";
 import { VigilNode } from "../src/runtime/node.ts";
-import { arg, percentile, progress, round, writeResults } from "./lib.ts";
+import { arg, argString, percentile, progress, round, writeResults } from "./lib.ts";
 
 const ORIGIN_PORTS = 250;
+/** raw (default): a minimal net server; node-http: node:http's server (see origin-server.ts). */
+const ORIGIN_KIND = argString("origin", "raw");
 
 async function startOrigins(): Promise<{ ports: number[]; stop: () => void }> {
   const child = spawn(
     process.execPath,
-    [fileURLToPath(new URL("./origin-server.ts", import.meta.url)), String(ORIGIN_PORTS)],
+    [fileURLToPath(new URL("./origin-server.ts", import.meta.url)), String(ORIGIN_PORTS), ORIGIN_KIND],
     {
       stdio: ["ignore", "pipe", "inherit"],
     },
@@ -155,6 +157,7 @@ async function phase(
   };
 }
 
+const loadBefore = loadavg();
 const origins = await startOrigins();
 try {
   const rate = await phase(
@@ -174,7 +177,9 @@ try {
   const path = writeResults("checks", {
     machine: { cores: (await import("node:os")).availableParallelism() },
     notes:
-      "HTTP checks, new connection per check, origins in a separate process on loopback; CPU is the agent process only (user+system).",
+      "HTTP checks, new connection per check (closed with a reset), origins in a separate process on loopback; CPU is the agent process only (user+system). Lag = due to started, including waits for a slot under max_concurrent_checks (512).",
+    origin: ORIGIN_KIND,
+    loadavg: { before: loadBefore, after: loadavg() },
     rate,
     hold,
   });

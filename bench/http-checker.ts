@@ -14,6 +14,7 @@
 // bench/results/http-checker.json.
 //
 //   npx node bench/http-checker.ts [--checks=20000 --concurrency=64 --origins=50 --rounds=3]
+//                                  [--origin=raw|node-http]
 //   [--before=path/to/http.ts] adds "before": that HttpChecker module (path relative to this
 //   file), keepalive off, e.g. the previous version: git show HEAD~1:src/checkers/http.ts >
 //   src/checkers/http-before.tmp.ts, then --before=../src/checkers/http-before.tmp.ts.
@@ -28,7 +29,7 @@ import { TlsContexts } from "../src/checkers/tls-context.ts";
 import type { CheckResult } from "../src/checkers/types.ts";
 import { targetAddr } from "../src/checkers/url.ts";
 import type { HttpCheckSpec, TargetAddr } from "../src/config/types.ts";
-import { arg, percentile, progress, round, writeResults } from "./lib.ts";
+import { arg, argString, percentile, progress, round, writeResults } from "./lib.ts";
 
 type Impl = "raw" | "node-http" | "keepalive" | "before";
 const beforePath = process.argv.find((a) => a.startsWith("--before="))?.split("=")[1];
@@ -177,7 +178,11 @@ async function main(): Promise<void> {
   }
   const origin = spawn(
     process.execPath,
-    [fileURLToPath(new URL("./origin-server.ts", import.meta.url)), String(originCount)],
+    [
+      fileURLToPath(new URL("./origin-server.ts", import.meta.url)),
+      String(originCount),
+      argString("origin", "raw"),
+    ],
     { stdio: ["ignore", "pipe", "inherit"] },
   );
   try {
@@ -220,7 +225,7 @@ async function main(): Promise<void> {
       machine: { cores: (await import("node:os")).availableParallelism(), loadavgBefore: load },
       loadavgAfter: loadavg().map((x) => round(x, 2)),
       notes:
-        "HTTP GET, new connection per check unless keepalive, origins (node:http, 3-byte body) in a separate " +
+        `HTTP GET, new connection per check unless keepalive, origins (${argString("origin", "raw")} server from bench/origin-server.ts, 3-byte body) in a separate ` +
         "process on loopback; CPU is the checking process only (user+system), measured after a warm-up pass. " +
         "raw = shipped prober (http1-client.ts); node-http = node:http ClientRequest baseline (the path it replaced); " +
         "keepalive = prober with keepalive on (node:http agent); before (when present) = the --before module.",

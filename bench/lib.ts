@@ -37,3 +37,9 @@ export function arg(name: string, dflt: number): number {
   const v = flag?.split("=")[1] ?? process.env[`BENCH_${name.toUpperCase().replace(/-/g, "_")}`];
   return v === undefined ? dflt : Number(v);
 }
+
+/** `--name=value` or env BENCH_NAME as a string, else the default. */
+export function argString(name: string, dflt: string): string {
+  const flag = process.argv.find((a) => a.startsWith(`--${name}=`));
+  return flag?.split("=")[1] ?? process.env[`BENCH_${name.toUpperCase().replace(/-/g, "_")}`] ?? dflt;
+}
