@@ -1,5 +1,6 @@
-// A node's history (docs/storage.md): the event log, per-minute rollups of its own checks, and
-// the observation counter, kept in the Store (SQLite in data_dir, or a shared PostgreSQL).
+// A node's history (docs/storage.md): the event log, per-minute rollups of its own checks, the
+// observation counter, and the replicated pool specs and admin states (LWW entries with their
+// HLC stamps), kept in the Store (SQLite in data_dir, or a shared PostgreSQL).
 //
 // Nothing here runs on the check path's critical section: an event or a result is a few
 // in-memory operations; writing happens later, batched (events at the next turn of the event
@@ -22,12 +23,15 @@ import type { CheckResult } from "../checkers/types.ts";
 import type { HistorySettings } from "../config/history.ts";
 import type { Clock } from "../core/clock.ts";
 import { isVigilError } from "../core/errors.ts";
+import type { RestoreReport, StateEntry } from "../core/node/node-core.ts";
 import {
   type BatchOptions,
   type EventPage,
   type EventQuery,
   eventId,
   LatencySketch,
+  type LwwRecord,
+  lwwProblem,
   openPostgresStore,
   openStore,
   ROLLUP_STEP_MS,
@@ -67,6 +71,15 @@ export const historyLimits = {
   maxRollupRowsPerQuery: storeLimits.maxRollupsPerQuery,
 } as const;
 
+/** The node core's replicated LWW state, as History persists it (NodeCore implements it). */
+export interface ReplicatedState {
+  restoreState(entries: readonly StateEntry[], nowMs: number, wallMs: number): RestoreReport;
+  watchState(onChange: () => void): void;
+  takeStateChanges(): StateEntry[];
+  readonly pendingStateChanges: number;
+  readonly stateTombstoneRetentionMs: number;
+}
+
 /** Tuning for tests and benchmarks; the defaults are what a node runs with. */
 export interface HistoryTuning {
   /** How often finished minutes are written. Default 5 s. */
@@ -105,6 +118,9 @@ export interface HistoryOptions {
   view: HistoryView;
   tuning?: Partial<HistoryTuning>;
 }
+
+/** Tries at writing the last state changes when the node stops (each waits for the one before). */
+const STATE_FLUSH_ATTEMPTS = 3;
 
 /** The meta key of the observation counter reservation. */
 export const COUNTER_META_KEY = "observation_counter";
@@ -148,6 +164,12 @@ export interface HistoryStats {
   counterWrites: number;
   /** The counter passed its reservation before the next one was durable (the clock then covers it). */
   counterOverruns: number;
+  /** Pool spec and admin state entries committed to the store (each change of a key once). */
+  stateWritten: number;
+  /** Writes of state entries that failed; their entries are written again with the next write. */
+  stateWriteErrors: number;
+  /** State entries the store refuses (a key or value past its bounds): never written. */
+  stateRefused: number;
 }
 
 /**
@@ -174,6 +196,9 @@ export class History {
     compactErrors: 0,
     counterWrites: 0,
     counterOverruns: 0,
+    stateWritten: 0,
+    stateWriteErrors: 0,
+    stateRefused: 0,
   };
   private readonly clock: Clock;
   private readonly log: Logger;
@@ -202,6 +227,13 @@ export class History {
   private counterReserved = 0;
   private counterWrite: Promise<void> | undefined;
   private unsubscribe: (() => void) | undefined;
+  /** The core whose pools and admin states are persisted, from restoreState on. */
+  private state: ReplicatedState | undefined;
+  /** Entries whose write failed, by kind and key: written again with the next write. */
+  private readonly stateRetry = new Map<string, StateEntry>();
+  private stateWriting: Promise<void> | undefined;
+  private stateInFlight = 0;
+  private stateScheduled = false;
   private lastWarnMs = Number.NEGATIVE_INFINITY;
   private closed = false;
 
@@ -244,7 +276,11 @@ export class History {
   /** Starts the timers and follows the node's event log. */
   start(events: EventLog): void {
     this.unsubscribe = events.subscribe((e) => this.recordEvent(e));
-    this.flushTimer = setInterval(() => this.flushMinutes(false), this.tuning.flushIntervalMs);
+    this.flushTimer = setInterval(() => {
+      this.flushMinutes(false);
+      // A failed state write is tried again here, not at once: the store may be down a while.
+      if (this.stateRetry.size > 0) this.stateSoon();
+    }, this.tuning.flushIntervalMs);
     this.flushTimer.unref();
     this.compactTimer = setInterval(() => void this.compact(), this.tuning.compactIntervalMs);
     this.compactTimer.unref();
@@ -292,6 +328,113 @@ export class History {
     await this.store.setMeta(COUNTER_META_KEY, String(upTo));
     this.stats.counterWrites++;
     this.counterReserved = Math.max(this.counterReserved, upTo);
+  }
+
+  // ── pool specs and admin states ─────────────────────────────────────────
+
+  /**
+   * Merges the persisted pool specs and admin states into `core` (an LWW merge: nothing older
+   * than what it holds wins), then follows its changes. Call at start, before the config's pools
+   * are written and before the node serves or joins. Tombstones past their retention are pruned
+   * first. A store that cannot be read rejects (the node does not start half-restored).
+   */
+  async restoreState(core: ReplicatedState): Promise<RestoreReport> {
+    if (this.state !== undefined) throw new Error("invariant: restoreState called twice");
+    const wallMs = this.clock.wallMs();
+    await this.store.pruneLwwTombstones(Math.max(0, Math.floor(wallMs - core.stateTombstoneRetentionMs)));
+    const records = await this.store.listLww();
+    const report = core.restoreState(records.map(toStateEntry), this.clock.nowMs(), this.clock.wallMs());
+    if (records.length > 0)
+      this.log.info({ entries: records.length, ...report }, "restored pool specs and admin states");
+    if (report.invalid > 0 || report.refused > 0) {
+      this.log.warn(
+        { invalid: report.invalid, refused: report.refused },
+        "some stored pool specs or admin states were not restored (damaged, or stamped far ahead of this clock)",
+      );
+    }
+    this.state = core;
+    core.watchState(() => this.stateSoon());
+    return report;
+  }
+
+  /** Entries changed in the core but not yet committed (or waiting to be tried again). */
+  get pendingState(): number {
+    return (this.state?.pendingStateChanges ?? 0) + this.stateInFlight + this.stateRetry.size;
+  }
+
+  private stateSoon(): void {
+    if (this.stateScheduled || this.closed) return;
+    this.stateScheduled = true;
+    setImmediate(() => {
+      this.stateScheduled = false;
+      if (!this.closed) void this.writeState();
+    });
+  }
+
+  /**
+   * Writes what changed since the last write, the latest entry per key, in one durable call (or
+   * a few, past storeLimits.maxLwwPerPut). One write at a time: changes that arrive meanwhile
+   * go together in the next, right after it.
+   */
+  private writeState(): Promise<void> {
+    const core = this.state;
+    if (core === undefined) return Promise.resolve();
+    if (this.stateWriting !== undefined) return this.stateWriting;
+    const batch = new Map(this.stateRetry);
+    this.stateRetry.clear();
+    for (const e of core.takeStateChanges()) batch.set(stateKey(e), e);
+    if (batch.size === 0) return Promise.resolve();
+    this.stateInFlight = batch.size;
+    const write = this.putState([...batch.values()]).finally(() => {
+      this.stateInFlight = 0;
+      this.stateWriting = undefined;
+      if (core.pendingStateChanges > 0) this.stateSoon();
+    });
+    this.stateWriting = write;
+    return write;
+  }
+
+  private async putState(batch: StateEntry[]): Promise<void> {
+    const records: LwwRecord[] = [];
+    for (const e of batch) {
+      const r = toLwwRecord(e);
+      const problem = lwwProblem(r);
+      if (problem === undefined) records.push(r);
+      else {
+        this.stats.stateRefused++;
+        this.warn(
+          new Error(`${e.kind} ${e.key.slice(0, 80)}: ${problem}`),
+          "a pool spec or admin state cannot be stored",
+        );
+      }
+    }
+    try {
+      for (let i = 0; i < records.length; i += storeLimits.maxLwwPerPut) {
+        const chunk = records.slice(i, i + storeLimits.maxLwwPerPut);
+        await this.store.putLww(chunk);
+        this.stats.stateWritten += chunk.length;
+      }
+    } catch (err) {
+      // Written again with the next write; a newer change of a key taken meanwhile replaces it.
+      // Chunks already committed are written again too: harmless, the store keeps the newest.
+      this.stats.stateWriteErrors++;
+      for (const e of batch) {
+        const k = stateKey(e);
+        if (!this.stateRetry.has(k)) this.stateRetry.set(k, e);
+      }
+      this.warn(err, "pool specs and admin states not stored yet (will retry)");
+    }
+  }
+
+  /** Waits for the state write in flight, then writes what is left (a bounded number of tries). */
+  private async flushState(): Promise<void> {
+    const core = this.state;
+    if (core === undefined) return;
+    for (let attempt = 0; attempt < STATE_FLUSH_ATTEMPTS; attempt++) {
+      await this.stateWriting;
+      if (core.pendingStateChanges === 0 && this.stateRetry.size === 0) return;
+      await this.writeState();
+    }
   }
 
   // ── events ──────────────────────────────────────────────────────────────
@@ -563,7 +706,12 @@ export class History {
           minuteRollupsMs: r.minuteRollupsMs,
           hourRollupsMs: r.hourRollupsMs,
         });
-        if (report.done) return;
+        if (report.done) break;
+      }
+      const core = this.state;
+      if (core !== undefined && !this.closed) {
+        const cut = this.clock.wallMs() - core.stateTombstoneRetentionMs;
+        await this.store.pruneLwwTombstones(Math.max(0, Math.floor(cut)));
       }
     };
     this.compacting = run()
@@ -584,7 +732,7 @@ export class History {
     this.foldJournal();
     this.flushEvents();
     this.queueRollups(this.pendingRows.splice(0));
-    await Promise.allSettled([...this.writes]);
+    await Promise.allSettled([...this.writes, this.flushState()]);
     await this.store.flush();
   }
 
@@ -597,8 +745,10 @@ export class History {
     this.flushMinutes(true);
     this.flushEvents();
     this.queueRollups(this.pendingRows.splice(0));
+    // Before `closed`: the last pool and admin changes (the API is closed by now) are written.
+    const state = this.flushState();
     this.closed = true;
-    await Promise.allSettled([...this.writes, this.compacting, this.counterWrite]);
+    await Promise.allSettled([...this.writes, this.compacting, this.counterWrite, state]);
     // A store that fails to close (a database gone away) must not fail the node's stop.
     await this.store.close().catch((err: unknown) => this.warn(err, "closing the store failed"));
   }
@@ -642,6 +792,24 @@ export class History {
       "Compaction runs that failed.",
       () => self.stats.compactErrors,
     );
+    counter(
+      "vigil_history_state_written_total",
+      "Pool spec and admin state entries committed to the store.",
+      () => self.stats.stateWritten,
+    );
+    counter(
+      "vigil_history_state_write_errors_total",
+      "Writes of pool specs and admin states that failed (retried).",
+      () => self.stats.stateWriteErrors,
+    );
+    new Gauge({
+      name: "vigil_history_state_pending",
+      help: "Pool spec and admin state changes not yet committed to the store (0: all durable).",
+      registers: [registry],
+      collect() {
+        this.set(self.pendingState);
+      },
+    });
     new Gauge({
       name: "vigil_history_open_minutes",
       help: "Targets with a minute of checks not yet written.",
@@ -698,14 +866,40 @@ export function recordsOnSharedStore(
     case "pool.created":
     case "pool.updated":
     case "pool.deleted":
-      return e.cause !== "replicated";
+      // Not copies learned by gossip, nor state read back from the store at a start.
+      return e.cause !== "replicated" && e.cause !== "restored";
     case "target.admin":
-      return e.node !== "replicated";
+      return e.node !== "replicated" && e.node !== "restored";
     default:
       // Membership: the first live member other than the subject (a member cannot record its own death).
       if (e.type.startsWith("member.")) return firstLive(e.node);
       return true;
   }
+}
+
+const stateKey = (e: StateEntry): string => `${e.kind}\u0000${e.key}`;
+
+/** The store's form of a state entry: a tombstone is a null value, the stamp's node the origin. */
+export function toLwwRecord(e: StateEntry): LwwRecord {
+  return {
+    kind: e.kind,
+    key: e.key,
+    value: e.deleted ? null : e.value,
+    wallMs: e.ts.wallMs,
+    logical: e.ts.logical,
+    origin: e.ts.node,
+  };
+}
+
+export function toStateEntry(r: LwwRecord): StateEntry {
+  const deleted = r.value === null;
+  return {
+    kind: r.kind,
+    key: r.key,
+    ts: { wallMs: r.wallMs, logical: r.logical, node: r.origin },
+    value: deleted ? undefined : r.value,
+    deleted,
+  };
 }
 
 function toRow(node: string, m: OpenMinute): RollupRow {

@@ -26,6 +26,9 @@ export {
   type EventPage,
   type EventQuery,
   type EventRecord,
+  LWW_KINDS,
+  type LwwKind,
+  type LwwRecord,
   type Retention,
   ROLLUP_STEP_MS,
   type RollupBucket,
@@ -36,6 +39,8 @@ export {
   type StoredEvent,
   storeLimits,
 } from "./types.ts";
+
+export { lwwProblem } from "./validate.ts";
 
 export interface OpenStoreOptions {
   node: string;

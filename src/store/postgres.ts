@@ -6,7 +6,9 @@
 //   reader could see 11 committed before 10 and skip 10 forever. Appends therefore take one
 //   transaction-scoped advisory lock: numbers are drawn and committed in the same order.
 // - Meta and docs are per node (the `node` column): each node keeps its own counter and its own
-//   durable copy of the replicated pool specs, so nodes never overwrite each other's.
+//   documents, so nodes never overwrite each other's.
+// - LWW entries (pool specs, admin states) are shared: every node upserts the same rows, and an
+//   upsert only replaces a row with a greater HLC stamp, so concurrent writers never regress one.
 // - Rollups merge in JS (sketches are opaque bytes): insert what is new, lock and merge what
 //   exists. Compaction is global and serialized by an advisory lock, so three nodes compacting
 //   at once do each hour once; writers take that lock shared, so a minute written for an hour
@@ -27,6 +29,8 @@ import {
   type EventPage,
   type EventQuery,
   type EventRecord,
+  type LwwKind,
+  type LwwRecord,
   type Retention,
   ROLLUP_STEP_MS,
   type RollupBucket,
@@ -38,16 +42,20 @@ import {
 } from "./types.ts";
 import {
   checkDocKey,
+  checkLwwKind,
   checkMetaKey,
   checkMetaValue,
   checkNowMs,
+  checkWallMs,
   closedError,
   encodeDoc,
+  lwwRecordOf,
   normalizeEventQuery,
   normalizeRollupQuery,
   resolveRetention,
   storeError,
   validateEvents,
+  validateLww,
   validateRollups,
 } from "./validate.ts";
 
@@ -64,7 +72,7 @@ export interface PostgresStoreOptions {
   maxConnections?: number;
 }
 
-export const POSTGRES_SCHEMA_VERSION = 1;
+export const POSTGRES_SCHEMA_VERSION = 2;
 const MAX_CONNECTIONS_DEFAULT = 4;
 /** Bounds every statement, so a stuck server fails a write instead of growing the queue forever. */
 const STATEMENT_TIMEOUT_MS = 60_000;
@@ -113,6 +121,16 @@ function migrations(s: string): string[] {
       PRIMARY KEY (node, namespace, key)
     );
     CREATE TABLE ${s}.vigil_store_state (key text PRIMARY KEY, value bigint NOT NULL);
+    `,
+    // The replicated LWW maps, shared by every node: the newest stamp per key, NULL value for a
+    // tombstone. COLLATE "C": origins and keys compare by bytes, as in SQLite and the core.
+    `
+    CREATE TABLE ${s}.vigil_lww (
+      kind text NOT NULL, key text COLLATE "C" NOT NULL,
+      value text,
+      wall_ms bigint NOT NULL, logical bigint NOT NULL, origin text COLLATE "C" NOT NULL,
+      PRIMARY KEY (kind, key)
+    );
     `,
   ];
 }
@@ -493,6 +511,73 @@ export class PostgresStore implements Store {
       namespace,
       key,
     ]);
+  }
+
+  async putLww(records: readonly LwwRecord[]): Promise<number> {
+    this.checkOpen();
+    // One lock order for every writer (sorted keys), so two nodes writing the same keys cannot
+    // deadlock; the upsert's WHERE is evaluated on the locked, latest row.
+    const rows = validateLww(records).sort((a, b) =>
+      a.kind !== b.kind ? (a.kind < b.kind ? -1 : 1) : Buffer.compare(Buffer.from(a.key), Buffer.from(b.key)),
+    );
+    if (rows.length === 0) return 0;
+    const r = await this.query<{ n: number }>(
+      `INSERT INTO ${this.s}.vigil_lww AS t (kind, key, value, wall_ms, logical, origin)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[])
+       ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value, wall_ms = excluded.wall_ms,
+         logical = excluded.logical, origin = excluded.origin
+       WHERE (excluded.wall_ms, excluded.logical, excluded.origin) > (t.wall_ms, t.logical, t.origin)
+       RETURNING 1 AS n`,
+      [
+        rows.map((x) => x.kind),
+        rows.map((x) => x.key),
+        rows.map((x) => x.json),
+        rows.map((x) => x.wallMs),
+        rows.map((x) => x.logical),
+        rows.map((x) => x.origin),
+      ],
+    );
+    return r.rows.length;
+  }
+
+  async listLww(kind?: LwwKind): Promise<LwwRecord[]> {
+    this.checkOpen();
+    checkLwwKind(kind);
+    const r = await this.query<{
+      kind: LwwKind;
+      key: string;
+      value: string | null;
+      wall_ms: string;
+      logical: string;
+      origin: string;
+    }>(
+      `SELECT kind, key, value, wall_ms, logical, origin FROM ${this.s}.vigil_lww
+       ${kind === undefined ? "" : "WHERE kind = $1"} ORDER BY kind COLLATE "C", key`,
+      kind === undefined ? [] : [kind],
+    );
+    const out: LwwRecord[] = [];
+    for (const row of r.rows) {
+      const rec = lwwRecordOf(
+        row.kind,
+        row.key,
+        row.value,
+        Number(row.wall_ms),
+        Number(row.logical),
+        row.origin,
+      );
+      if (rec !== undefined) out.push(rec);
+    }
+    return out;
+  }
+
+  async pruneLwwTombstones(beforeWallMs: number): Promise<number> {
+    this.checkOpen();
+    checkWallMs(beforeWallMs, "beforeWallMs");
+    const r = await this.query<{ n: number }>(
+      `DELETE FROM ${this.s}.vigil_lww WHERE value IS NULL AND wall_ms < $1 RETURNING 1 AS n`,
+      [beforeWallMs],
+    );
+    return r.rows.length;
   }
 
   async flush(): Promise<void> {

@@ -3,9 +3,10 @@
 // Durability: WAL journal. Batches commit with synchronous=NORMAL: a committed transaction is in
 // the WAL file (the OS page cache) before the commit returns, so it survives the process being
 // killed at any instant; it does not survive the machine losing power before the next WAL sync
-// (a checkpoint), which can drop the last commits but never corrupts the database. Meta and docs
-// (the observation counter, pool specs) commit with synchronous=FULL: they survive power loss
-// too, because an observer that reuses a counter breaks the CRDT. `synchronous: "full"` makes
+// (a checkpoint), which can drop the last commits but never corrupts the database. Meta, docs and
+// LWW entries (the observation counter, pool specs, admin states) commit with synchronous=FULL:
+// they survive power loss too, because an observer that reuses a counter breaks the CRDT, and an
+// operator's pool write is rare and expected to stick. `synchronous: "full"` makes
 // every batch that durable, at the cost of an fsync per batch.
 //
 // node:sqlite is synchronous: a commit runs on the event loop thread. The batch writer keeps that
@@ -25,6 +26,8 @@ import {
   type EventPage,
   type EventQuery,
   type EventRecord,
+  type LwwKind,
+  type LwwRecord,
   type Retention,
   ROLLUP_STEP_MS,
   type RollupBucket,
@@ -36,16 +39,20 @@ import {
 } from "./types.ts";
 import {
   checkDocKey,
+  checkLwwKind,
   checkMetaKey,
   checkMetaValue,
   checkNowMs,
+  checkWallMs,
   closedError,
   encodeDoc,
+  lwwRecordOf,
   normalizeEventQuery,
   normalizeRollupQuery,
   resolveRetention,
   storeError,
   validateEvents,
+  validateLww,
   validateRollups,
 } from "./validate.ts";
 
@@ -124,6 +131,16 @@ const MIGRATIONS: readonly string[] = [
   ) WITHOUT ROWID;
   -- The store's own bookkeeping, shared by every handle: the compaction watermark.
   CREATE TABLE store_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+  `,
+  `
+  -- The replicated LWW maps (pool specs, admin states): the newest stamp per key, NULL value for
+  -- a tombstone. A rowid table: a value may be megabytes, too big for a WITHOUT ROWID row.
+  CREATE TABLE lww (
+    kind TEXT NOT NULL, key TEXT NOT NULL,
+    value TEXT,
+    wall_ms INTEGER NOT NULL, logical INTEGER NOT NULL, origin TEXT NOT NULL,
+    PRIMARY KEY (kind, key)
+  );
   `,
 ];
 
@@ -385,6 +402,7 @@ export class SqliteStore implements Store {
     getDoc: StatementSync;
     listDocs: StatementSync;
     deleteDoc: StatementSync;
+    putLww: StatementSync;
   };
 
   constructor(db: DatabaseSync, file: string, opts: SqliteStoreOptions) {
@@ -426,6 +444,13 @@ export class SqliteStore implements Store {
       getDoc: db.prepare("SELECT value, hlc FROM docs WHERE scope = ? AND namespace = ? AND key = ?"),
       listDocs: db.prepare("SELECT key, value, hlc FROM docs WHERE scope = ? AND namespace = ? ORDER BY key"),
       deleteDoc: db.prepare("DELETE FROM docs WHERE scope = ? AND namespace = ? AND key = ?"),
+      // Row values compare left to right, text by bytes: the stamp order of the core's HLC.
+      putLww: db.prepare(
+        `INSERT INTO lww (kind, key, value, wall_ms, logical, origin) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value, wall_ms = excluded.wall_ms,
+           logical = excluded.logical, origin = excluded.origin
+         WHERE (excluded.wall_ms, excluded.logical, excluded.origin) > (lww.wall_ms, lww.logical, lww.origin)`,
+      ),
     };
     this.writer = new BatchWriter((b) => this.commitBatch(b), opts.batch);
   }
@@ -558,6 +583,52 @@ export class SqliteStore implements Store {
     this.checkOpen();
     checkDocKey(namespace, key);
     this.durably(() => this.st.deleteDoc.run(this.node, namespace, key));
+  }
+
+  async putLww(records: readonly LwwRecord[]): Promise<number> {
+    this.checkOpen();
+    const rows = validateLww(records);
+    let stored = 0;
+    this.durably(() => {
+      for (const r of rows) {
+        stored += Number(this.st.putLww.run(r.kind, r.key, r.json, r.wallMs, r.logical, r.origin).changes);
+      }
+    });
+    return stored;
+  }
+
+  async listLww(kind?: LwwKind): Promise<LwwRecord[]> {
+    this.checkOpen();
+    checkLwwKind(kind);
+    const where = kind === undefined ? "" : "WHERE kind = ?";
+    const rows = this.prepared(
+      `SELECT kind, key, value, wall_ms, logical, origin FROM lww ${where} ORDER BY kind, key`,
+    ).all(...(kind === undefined ? [] : [kind])) as unknown as {
+      kind: LwwKind;
+      key: string;
+      value: string | null;
+      wall_ms: number;
+      logical: number;
+      origin: string;
+    }[];
+    const out: LwwRecord[] = [];
+    for (const r of rows) {
+      const rec = lwwRecordOf(r.kind, r.key, r.value, r.wall_ms, r.logical, r.origin);
+      if (rec !== undefined) out.push(rec);
+    }
+    return out;
+  }
+
+  async pruneLwwTombstones(beforeWallMs: number): Promise<number> {
+    this.checkOpen();
+    checkWallMs(beforeWallMs, "beforeWallMs");
+    let deleted = 0;
+    this.durably(() => {
+      deleted = Number(
+        this.prepared("DELETE FROM lww WHERE value IS NULL AND wall_ms < ?").run(beforeWallMs).changes,
+      );
+    });
+    return deleted;
   }
 
   async flush(): Promise<void> {

@@ -154,6 +154,28 @@ export interface DocRecord {
   hlc: string;
 }
 
+/** Which replicated map an LWW entry belongs to. */
+export type LwwKind = "pool" | "admin";
+
+export const LWW_KINDS: readonly LwwKind[] = ["pool", "admin"];
+
+/**
+ * One entry of the node's replicated last-writer-wins maps (pool specs, admin states) with its
+ * hybrid logical clock stamp. Stamps are totally ordered by (wallMs, logical, origin), origin
+ * compared by bytes (UTF-8): the store keeps, per (kind, key), the entry with the greatest stamp.
+ */
+export interface LwwRecord {
+  kind: LwwKind;
+  /** A pool name, or a target id `pool/host:port`. */
+  key: string;
+  /** The JSON value; null for a tombstone (a delete). A live value is never JSON null. */
+  value: unknown;
+  wallMs: number;
+  logical: number;
+  /** The node whose clock issued the stamp: the final tie-break. */
+  origin: string;
+}
+
 export interface Store {
   readonly kind: "sqlite" | "postgres";
   /** The node this handle writes meta and docs for. */
@@ -182,6 +204,18 @@ export interface Store {
   getDoc(namespace: string, key: string): Promise<DocRecord | undefined>;
   listDocs(namespace: string): Promise<DocRecord[]>;
   deleteDoc(namespace: string, key: string): Promise<void>;
+
+  /**
+   * Upserts replicated LWW entries: per (kind, key) the entry with the greater stamp stays, so a
+   * write never regresses one, whichever node (handle) wrote it last. Not per node: on
+   * PostgreSQL every node writes and reads the same entries. Durable on resolve; resolves with
+   * how many of `records` were stored (newer than what was there).
+   */
+  putLww(records: readonly LwwRecord[]): Promise<number>;
+  /** Every stored entry of `kind` (both kinds when absent), tombstones included, by kind and key. */
+  listLww(kind?: LwwKind): Promise<LwwRecord[]>;
+  /** Deletes tombstones stamped before `beforeWallMs` (their retention is over); returns how many. */
+  pruneLwwTombstones(beforeWallMs: number): Promise<number>;
 
   /** Commits whatever is queued now. */
   flush(): Promise<void>;
@@ -218,6 +252,10 @@ export const storeLimits = {
   maxMetaValueBytes: 64 * 1024,
   /** A pool spec is an API body at most (limits.maxApiBodyBytes) plus room. */
   maxDocBytes: 5 * 1024 * 1024,
+  /** An LWW key or origin: the replicated state's own bound on ids (stateLimits.maxIdChars). */
+  maxLwwKeyChars: 1024,
+  /** LWW entries in one putLww call (each is one statement in one transaction). */
+  maxLwwPerPut: 10_000,
   /** Hours one compact() call rolls up; a backlog takes several calls. */
   maxHoursPerCompact: 48,
   /** Rows one compact() call deletes per kind; each chunk is its own transaction. */

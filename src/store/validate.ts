@@ -8,6 +8,9 @@ import {
   type Cursor,
   defaultRetention,
   type EventQuery,
+  LWW_KINDS,
+  type LwwKind,
+  type LwwRecord,
   type Retention,
   ROLLUP_STEP_MS,
   type RollupQuery,
@@ -232,6 +235,112 @@ export function encodeDoc(value: unknown, hlc: string): string {
     throw bad(`doc is more than ${storeLimits.maxDocBytes} bytes of JSON`);
   }
   return json;
+}
+
+/** An LWW record as the stores write it: the value as JSON text, null for a tombstone. */
+export interface LwwRow {
+  kind: LwwKind;
+  key: string;
+  json: string | null;
+  wallMs: number;
+  logical: number;
+  origin: string;
+}
+
+/** The row the stores write for `r`, or why they refuse it. */
+export function lwwRowOf(r: LwwRecord): { row: LwwRow } | { problem: string } {
+  if (typeof r !== "object" || r === null) return { problem: "not an object" };
+  if (!LWW_KINDS.includes(r.kind)) return { problem: `kind must be one of ${LWW_KINDS.join(", ")}` };
+  const problem =
+    checkString(r.key, "key", storeLimits.maxLwwKeyChars, false) ??
+    checkString(r.origin, "origin", storeLimits.maxLwwKeyChars, false);
+  if (problem !== undefined) return { problem };
+  if (!Number.isSafeInteger(r.wallMs) || r.wallMs < 0) return { problem: `wallMs must be an integer >= 0` };
+  if (!Number.isSafeInteger(r.logical) || r.logical < 0)
+    return { problem: `logical must be an integer >= 0` };
+  let json: string | null = null;
+  if (r.value !== null) {
+    try {
+      json = JSON.stringify(r.value) ?? null;
+    } catch (err) {
+      return { problem: `value is not JSON: ${(err as Error).message}` };
+    }
+    // undefined, a function: nothing JSON can say. A tombstone is null, said explicitly.
+    if (json === null || json === "null") return { problem: "value is not JSON (a tombstone is null)" };
+    if (Buffer.byteLength(json) > storeLimits.maxDocBytes) {
+      return { problem: `value is more than ${storeLimits.maxDocBytes} bytes of JSON` };
+    }
+  }
+  return { row: { kind: r.kind, key: r.key, json, wallMs: r.wallMs, logical: r.logical, origin: r.origin } };
+}
+
+/** Why the store would refuse `r` in a putLww, or undefined: callers filter with it first. */
+export function lwwProblem(r: LwwRecord): string | undefined {
+  const out = lwwRowOf(r);
+  return "problem" in out ? out.problem : undefined;
+}
+
+/**
+ * The rows to write, one per (kind, key): the greatest stamp among the call's own duplicates, so
+ * the store compares each key once. Refuses the whole call when one record is bad.
+ */
+export function validateLww(records: readonly LwwRecord[]): LwwRow[] {
+  if (!Array.isArray(records)) throw bad("LWW records must be an array");
+  if (records.length > storeLimits.maxLwwPerPut) {
+    throw bad(`${records.length} LWW records in one call, more than ${storeLimits.maxLwwPerPut}`);
+  }
+  const byKey = new Map<string, LwwRow>();
+  for (let i = 0; i < records.length; i++) {
+    const r = lwwRowOf(records[i]!);
+    if ("problem" in r) throw bad(`LWW record ${i}: ${r.problem}`);
+    const k = `${r.row.kind}\u0000${r.row.key}`;
+    const had = byKey.get(k);
+    if (had === undefined || compareLwwStamps(r.row, had) > 0) byKey.set(k, r.row);
+  }
+  return [...byKey.values()];
+}
+
+/** The stamp order the stores implement in SQL: wall ms, logical counter, origin by UTF-8 bytes. */
+export function compareLwwStamps(
+  a: { wallMs: number; logical: number; origin: string },
+  b: { wallMs: number; logical: number; origin: string },
+): number {
+  if (a.wallMs !== b.wallMs) return a.wallMs < b.wallMs ? -1 : 1;
+  if (a.logical !== b.logical) return a.logical < b.logical ? -1 : 1;
+  return Buffer.compare(Buffer.from(a.origin), Buffer.from(b.origin));
+}
+
+export function checkLwwKind(kind: LwwKind | undefined): void {
+  if (kind !== undefined && !LWW_KINDS.includes(kind))
+    throw bad(`kind must be one of ${LWW_KINDS.join(", ")}`);
+}
+
+export function checkWallMs(v: number, what: string): void {
+  if (!Number.isSafeInteger(v) || v < 0) throw bad(`${what} must be an integer ms >= 0, got ${v}`);
+}
+
+/**
+ * A stored row read back, or undefined when its value is not the JSON the store wrote (a file
+ * edited by hand or damaged): such a row is left out rather than failing the node's start.
+ */
+export function lwwRecordOf(
+  kind: LwwKind,
+  key: string,
+  json: string | null,
+  wallMs: number,
+  logical: number,
+  origin: string,
+): LwwRecord | undefined {
+  let value: unknown = null;
+  if (json !== null) {
+    try {
+      value = JSON.parse(json);
+    } catch {
+      return undefined;
+    }
+    if (value === null) return undefined;
+  }
+  return { kind, key, value, wallMs, logical, origin };
 }
 
 export function storeError(message: string, cause?: unknown): VigilError {

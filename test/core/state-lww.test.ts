@@ -169,6 +169,42 @@ describe("LwwMap", () => {
   });
 });
 
+describe("LwwMap onStore (what a shell persists)", () => {
+  it("sees every stored entry, tombstones included, and nothing refused, stale or collected", () => {
+    const seen: string[] = [];
+    const m = new LwwMap<number>({
+      node: "n1",
+      onStore: (e) =>
+        seen.push(`${e.key}=${e.deleted ? "x" : e.value}@${e.ts.wallMs}.${e.ts.logical}.${e.ts.node}`),
+    });
+    m.set("a", 1, T0);
+    m.delete("b", T0 + 1);
+    m.applyDelta(
+      [
+        { key: "a", ts: { wallMs: T0 - 5, logical: 0, node: "n2" }, value: 9, deleted: false },
+        { key: "c", ts: { wallMs: T0 + 2, logical: 0, node: "n2" }, value: 3, deleted: false },
+        { key: "c", ts: { wallMs: T0 + 2, logical: 0, node: "n2" }, value: 3, deleted: false },
+        { key: "d", ts: { wallMs: T0 + 2 * DAY, logical: 0, node: "n2" }, value: 4, deleted: false },
+        { key: "a", ts: { wallMs: T0 + 3, logical: 0, node: "n2" }, value: undefined, deleted: true },
+      ],
+      T0 + 3,
+    );
+    m.gc(T0 + 2 * DAY);
+    m.applyDelta(
+      [{ key: "e", ts: { wallMs: T0, logical: 0, node: "n2" }, value: 5, deleted: false }],
+      T0 + 2 * DAY,
+    );
+    assert.deepEqual(seen, [
+      `a=1@${T0}.0.n1`,
+      `b=x@${T0 + 1}.0.n1`,
+      `c=3@${T0 + 2}.0.n2`,
+      `a=x@${T0 + 3}.0.n2`,
+    ]);
+    assert.equal(m.stats().refusedFuture, 1);
+    assert.equal(m.stats().refusedStale, 1);
+  });
+});
+
 describe("LwwMap properties", () => {
   type W = { node: number; key: number; del: boolean; wallMs: number };
   const writesArb = fc.array(

@@ -188,5 +188,32 @@ ${join === undefined ? "" : `  join: ["${join}"]\n`}`;
         ["p1", "p2", "p3"],
       );
     });
+
+    it("keeps the pool spec once, newest stamp, and a node started alone serves it from there", async () => {
+      await Promise.all(nodes.map((n) => n.history!.flush()));
+      const lww = await rows(`SELECT kind, key, origin, value IS NULL AS deleted FROM $schema.vigil_lww`);
+      assert.deepEqual(lww, [{ kind: "pool", key: "web", origin: "p1", deleted: false }]);
+      // A node of the same cluster (same database), started with no pools and no seeds.
+      const lone = await start("p4", undefined);
+      try {
+        assert.deepEqual(lone.core.poolNames(), ["web"]);
+        assert.deepEqual(
+          lone.core
+            .targetsOf("web")!
+            .map((t) => t.addr.key)
+            .sort(),
+          [good.key, bad.key].sort(),
+        );
+        // Its restore is not a new fact: the log still holds the creation once.
+        await lone.history!.flush();
+        const created = await rows(
+          `SELECT node, cause FROM $schema.vigil_events WHERE type = 'pool.created'`,
+        );
+        assert.deepEqual(created, [{ node: "p1", cause: "api" }]);
+      } finally {
+        await lone.stop();
+        nodes.splice(nodes.indexOf(lone), 1);
+      }
+    });
   });
 }

@@ -3,11 +3,20 @@
 
 import assert from "node:assert/strict";
 import { after, afterEach, before, beforeEach, describe, it } from "node:test";
+import fc from "fast-check";
 import { ErrorCode, VigilError } from "../../src/core/errors.ts";
 import type { BatchOptions } from "../../src/store/batch-writer.ts";
 import { eventId } from "../../src/store/event-id.ts";
 import { LatencySketch, SKETCH_RELATIVE_ACCURACY } from "../../src/store/sketch.ts";
-import type { EventQuery, EventRecord, RollupRow, Store, StoredEvent } from "../../src/store/types.ts";
+import type {
+  EventQuery,
+  EventRecord,
+  LwwKind,
+  LwwRecord,
+  RollupRow,
+  Store,
+  StoredEvent,
+} from "../../src/store/types.ts";
 
 export interface StoreHarness {
   /** Switches to a new, empty database; later open() calls use it. */
@@ -92,6 +101,13 @@ async function allEvents(s: Store, q: Omit<EventQuery, "limit" | "afterCursor"> 
     cursor = page.nextCursor;
   }
   throw new Error("paging did not end");
+}
+
+/** The order the stores keep: wall, logical, origin by UTF-8 bytes (ASCII names here). */
+function compareStamp(x: LwwRecord, y: LwwRecord): number {
+  if (x.wallMs !== y.wallMs) return x.wallMs - y.wallMs;
+  if (x.logical !== y.logical) return x.logical - y.logical;
+  return x.origin < y.origin ? -1 : x.origin > y.origin ? 1 : 0;
 }
 
 export function runStoreContract(name: string, makeHarness: () => Promise<StoreHarness>): void {
@@ -670,6 +686,199 @@ export function runStoreContract(name: string, makeHarness: () => Promise<StoreH
       await assert.rejects(a.putDoc("pool", "k", { n: 1n }, "h"), isCode(ErrorCode.badRequest));
     });
 
+    it("keeps the newest stamp of each LWW entry whichever handle writes it, tombstones included", async () => {
+      const a = await open("n1");
+      const b = await open("n2");
+      const T = 1_700_000_000_000;
+      const pool = (value: unknown, wallMs: number, logical: number, origin: string): LwwRecord => ({
+        kind: "pool",
+        key: "web",
+        value,
+        wallMs,
+        logical,
+        origin,
+      });
+      const web = async () => (await a.listLww("pool")).find((r) => r.key === "web");
+
+      assert.equal(await a.putLww([pool({ v: 1 }, T, 0, "n1")]), 1);
+      // Same wall and logical: the origin breaks the tie, by bytes.
+      assert.equal(await b.putLww([pool({ v: 2 }, T, 0, "n2")]), 1);
+      assert.deepEqual(await web(), pool({ v: 2 }, T, 0, "n2"));
+      // Older, from either handle: no regression. An equal stamp keeps the first write.
+      assert.equal(await a.putLww([pool({ v: 3 }, T, 0, "n1")]), 0);
+      assert.equal(await a.putLww([pool({ v: 4 }, T - 1, 99, "n9")]), 0);
+      assert.equal(await b.putLww([pool({ v: 5 }, T, 0, "n2")]), 0);
+      assert.equal(await a.putLww([pool({ v: 6 }, T, 0, "N3")]), 0, '"N3" < "n2" in bytes');
+      assert.deepEqual(await web(), pool({ v: 2 }, T, 0, "n2"));
+      // A greater logical counter wins over a greater origin.
+      assert.equal(await a.putLww([pool({ v: 7 }, T, 1, "n0")]), 1);
+      // A tombstone wins like any write; an older live value cannot bring the key back.
+      assert.equal(await b.putLww([pool(null, T + 1, 0, "n2")]), 1);
+      assert.equal(await a.putLww([pool({ v: 8 }, T, 5, "n1")]), 0);
+      assert.deepEqual(await web(), pool(null, T + 1, 0, "n2"));
+      // Duplicates in one call: the greatest stamp is the one written, whatever the order.
+      assert.equal(
+        await a.putLww([
+          pool({ v: 9 }, T + 3, 0, "n1"),
+          pool({ v: 10 }, T + 4, 0, "n1"),
+          pool({ v: 11 }, T + 2, 0, "n1"),
+        ]),
+        1,
+      );
+      assert.deepEqual(await web(), pool({ v: 10 }, T + 4, 0, "n1"));
+
+      // Kinds are separate maps; a key may hold megabytes-ish JSON and any characters.
+      const admin: LwwRecord = {
+        kind: "admin",
+        key: "web/10.0.0.1:80",
+        value: { state: "maint", reason: "disk «swap» \u0000 ok" },
+        wallMs: T,
+        logical: 2,
+        origin: "n1",
+      };
+      const big: LwwRecord = {
+        kind: "pool",
+        key: "api",
+        value: { targets: Array.from({ length: 20_000 }, (_, i) => `10.1.${i >> 8}.${i & 255}:443`) },
+        wallMs: T,
+        logical: 0,
+        origin: "n2",
+      };
+      assert.equal(await b.putLww([admin, big, pool(null, T - 5, 0, "n1")]), 2);
+      await a.close();
+      await b.close();
+
+      const c = await open("n3");
+      assert.deepEqual(await c.listLww(), [admin, big, pool({ v: 10 }, T + 4, 0, "n1")]);
+      assert.deepEqual(await c.listLww("admin"), [admin]);
+      assert.deepEqual(
+        (await c.listLww("pool")).map((r) => r.key),
+        ["api", "web"],
+      );
+    });
+
+    it("prunes LWW tombstones past their retention and nothing else", async () => {
+      const s = await open("n1");
+      const T = 1_700_000_000_000;
+      const rec = (kind: LwwKind, key: string, value: unknown, wallMs: number): LwwRecord => ({
+        kind,
+        key,
+        value,
+        wallMs,
+        logical: 0,
+        origin: "n1",
+      });
+      await s.putLww([
+        rec("pool", "old-gone", null, T - 10),
+        rec("pool", "edge-gone", null, T),
+        rec("pool", "old-live", { a: 1 }, T - 10),
+        rec("admin", "p/x:1", null, T - 1),
+      ]);
+      assert.equal(await s.pruneLwwTombstones(T), 2);
+      assert.equal(await s.pruneLwwTombstones(T), 0);
+      assert.deepEqual(
+        (await s.listLww()).map((r) => `${r.kind}:${r.key}`),
+        ["pool:edge-gone", "pool:old-live"],
+      );
+      // Pruned, the key is free again: a later write of any stamp is stored.
+      assert.equal(await s.putLww([rec("pool", "old-gone", { back: true }, T - 20)]), 1);
+      await assert.rejects(s.pruneLwwTombstones(-1), isCode(ErrorCode.badRequest));
+      await assert.rejects(s.pruneLwwTombstones(1.5), isCode(ErrorCode.badRequest));
+    });
+
+    it("refuses bad LWW records, writing nothing of the call", async () => {
+      const s = await open("n1");
+      const good: LwwRecord = {
+        kind: "pool",
+        key: "web",
+        value: { a: 1 },
+        wallMs: 5,
+        logical: 0,
+        origin: "n1",
+      };
+      const bad: [string, unknown][] = [
+        ["kind", { ...good, kind: "pools" }],
+        ["empty key", { ...good, key: "" }],
+        ["long key", { ...good, key: "k".repeat(1025) }],
+        ["NUL in key", { ...good, key: "a\u0000b" }],
+        ["empty origin", { ...good, origin: "" }],
+        ["origin not a string", { ...good, origin: 7 }],
+        ["long origin", { ...good, origin: "o".repeat(1025) }],
+        ["negative wall", { ...good, wallMs: -1 }],
+        ["fractional wall", { ...good, wallMs: 1.5 }],
+        ["NaN logical", { ...good, logical: Number.NaN }],
+        ["undefined value", { ...good, value: undefined }],
+        ["bigint value", { ...good, value: { n: 1n } }],
+        ["function value", { ...good, value: () => 1 }],
+        ["not an object", null],
+      ];
+      for (const [what, r] of bad) {
+        await assert.rejects(s.putLww([good, r as LwwRecord]), isCode(ErrorCode.badRequest), what);
+      }
+      await assert.rejects(s.putLww("x" as unknown as LwwRecord[]), isCode(ErrorCode.badRequest));
+      await assert.rejects(
+        s.putLww(Array.from({ length: 10_001 }, (_, i) => ({ ...good, key: `k${i}` }))),
+        isCode(ErrorCode.badRequest),
+      );
+      await assert.rejects(s.listLww("x" as LwwKind), isCode(ErrorCode.badRequest));
+      assert.deepEqual(await s.listLww(), []);
+      assert.equal(await s.putLww([]), 0);
+      // Within the bound, one call is one transaction.
+      assert.equal(
+        await s.putLww(Array.from({ length: 10_000 }, (_, i) => ({ ...good, key: `k${i}` }))),
+        10_000,
+      );
+    });
+
+    it("LWW entries converge to the greatest stamp per key for any interleaving of writers", async () => {
+      const a = await open("n1");
+      const b = await open("n2");
+      const stamp = fc.record({
+        kind: fc.constantFrom<LwwKind>("pool", "admin"),
+        key: fc.constantFrom("a", "b", "c"),
+        wallMs: fc.integer({ min: 0, max: 3 }),
+        logical: fc.integer({ min: 0, max: 2 }),
+        origin: fc.constantFrom("n1", "n2", "N1", "n10"),
+        deleted: fc.boolean(),
+        writer: fc.constantFrom(0, 1),
+      });
+      let run = 0;
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(fc.array(stamp, { minLength: 1, maxLength: 4 }), { maxLength: 12 }),
+          async (calls) => {
+            // Keys unique to this run, so runs share the database without seeing each other.
+            const prefix = `r${run++}-`;
+            const want = new Map<string, LwwRecord>();
+            const toRecord = (x: (typeof calls)[number][number], i: number): LwwRecord => ({
+              kind: x.kind,
+              key: prefix + x.key,
+              value: x.deleted ? null : { i },
+              wallMs: x.wallMs,
+              logical: x.logical,
+              origin: x.origin,
+            });
+            let i = 0;
+            for (const call of calls) {
+              const records = call.map((x) => toRecord(x, i++));
+              for (const r of records) {
+                const k = `${r.kind}/${r.key}`;
+                const had = want.get(k);
+                if (had === undefined || compareStamp(r, had) > 0) want.set(k, r);
+              }
+              await [a, b][call[0]!.writer]!.putLww(records);
+            }
+            const got = (await a.listLww()).filter((r) => r.key.startsWith(prefix));
+            const expected = [...want.values()].sort((x, y) =>
+              x.kind !== y.kind ? (x.kind < y.kind ? -1 : 1) : x.key < y.key ? -1 : 1,
+            );
+            assert.deepEqual(got, expected);
+          },
+        ),
+        { numRuns: 40, seed: 1234 },
+      );
+    });
+
     it("refuses every call once closed, and closing twice is fine", async () => {
       const s = await open("n1");
       await s.close();
@@ -678,6 +887,9 @@ export function runStoreContract(name: string, makeHarness: () => Promise<StoreH
       await assert.rejects(s.queryEvents({ limit: 1 }), isCode(ErrorCode.store));
       await assert.rejects(s.getMeta("k"), isCode(ErrorCode.store));
       await assert.rejects(s.compact(T0), isCode(ErrorCode.store));
+      await assert.rejects(s.putLww([]), isCode(ErrorCode.store));
+      await assert.rejects(s.listLww(), isCode(ErrorCode.store));
+      await assert.rejects(s.pruneLwwTombstones(0), isCode(ErrorCode.store));
     });
 
     it("rejects appends past the queue bound at once, and close commits what was queued", async () => {

@@ -6,9 +6,14 @@ import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { Pool } from "pg";
 import { ErrorCode, type VigilError } from "../../src/core/errors.ts";
-import { openPostgresStore, type PostgresStore, redactUrl } from "../../src/store/postgres.ts";
+import {
+  openPostgresStore,
+  POSTGRES_SCHEMA_VERSION,
+  type PostgresStore,
+  redactUrl,
+} from "../../src/store/postgres.ts";
 import { LatencySketch } from "../../src/store/sketch.ts";
-import type { RollupRow, StoredEvent } from "../../src/store/types.ts";
+import type { LwwRecord, RollupRow, StoredEvent } from "../../src/store/types.ts";
 import { isCode, runStoreContract, type StoreHarness } from "./contract.ts";
 
 const url = process.env.VIGIL_TEST_PG ?? "";
@@ -104,7 +109,7 @@ if (url === "") {
       const schema = newSchema();
       const [a, b, c] = await openAll(schema, 3);
       const v = await admin.query(`SELECT version FROM "${schema}".vigil_schema`);
-      assert.deepEqual(v.rows, [{ version: 1 }]);
+      assert.deepEqual(v.rows, [{ version: POSTGRES_SCHEMA_VERSION }]);
       for (const s of [a!, b!, c!]) await s.appendEvents([{ id: "same", ts: 1, type: "x" }]);
       assert.equal((await a!.queryEvents({ limit: 10 })).events.length, 1);
     });
@@ -144,6 +149,65 @@ if (url === "") {
       await tail;
       assert.equal(seen.length, 3 * 30 * 10);
       assert.equal(new Set(seen).size, seen.length);
+    });
+
+    it("migrates a schema-1 database (before the LWW table) in place", async () => {
+      const schema = newSchema();
+      const [a] = await openAll(schema, 1);
+      await a!.appendEvents([{ id: "kept", ts: 1, type: "x" }]);
+      await admin.query(`DROP TABLE "${schema}".vigil_lww; UPDATE "${schema}".vigil_schema SET version = 1`);
+      const [b] = await openAll(schema, 1);
+      const v = await admin.query(`SELECT version FROM "${schema}".vigil_schema`);
+      assert.deepEqual(v.rows, [{ version: POSTGRES_SCHEMA_VERSION }]);
+      assert.equal((await b!.queryEvents({ limit: 10 })).events[0]?.id, "kept");
+      const rec: LwwRecord = {
+        kind: "admin",
+        key: "web/a:80",
+        value: { state: "maint" },
+        wallMs: 1,
+        logical: 0,
+        origin: "n1",
+      };
+      assert.equal(await b!.putLww([rec]), 1);
+      assert.deepEqual(await a!.listLww(), [rec]);
+    });
+
+    it("nodes upserting the same LWW entries at once keep the newest stamp of each", async () => {
+      const schema = newSchema();
+      const nodes = await openAll(schema, 3);
+      const keys = Array.from({ length: 20 }, (_, i) => `pool${i}`);
+      // Every node writes every key 30 times with its own stamps, in its own order, concurrently.
+      const written: LwwRecord[] = [];
+      await Promise.all(
+        nodes.map(async (s, ni) => {
+          for (let round = 0; round < 30; round++) {
+            const batch: LwwRecord[] = keys.map((key, ki) => ({
+              kind: "pool",
+              key,
+              value: (round + ki + ni) % 7 === 0 ? null : { by: s.node, round },
+              wallMs: T0 + ((round * 7 + ki * 3 + ni * 5) % 40),
+              logical: (round + ni) % 3,
+              origin: s.node,
+            }));
+            if (ni === 1) batch.reverse();
+            written.push(...batch);
+            await s.putLww(batch);
+          }
+        }),
+      );
+      const newest = new Map<string, LwwRecord>();
+      for (const r of written) {
+        const had = newest.get(r.key);
+        const later =
+          had === undefined ||
+          r.wallMs > had.wallMs ||
+          (r.wallMs === had.wallMs &&
+            (r.logical > had.logical || (r.logical === had.logical && r.origin > had.origin)));
+        if (later) newest.set(r.key, r);
+      }
+      const stored = await nodes[2]!.listLww("pool");
+      assert.equal(stored.length, keys.length);
+      for (const r of stored) assert.deepEqual(r, newest.get(r.key), r.key);
     });
 
     it("nodes compacting at once roll each hour up once", async () => {

@@ -115,6 +115,47 @@ describe("SQLite store: opening", () => {
     );
   });
 
+  it("migrates a schema-1 database (before the LWW table) in place, keeping what it holds", async () => {
+    const dir = newDir();
+    const s = await openSqliteStore({ dataDir: dir, node: "n1" });
+    await s.appendEvents([{ id: "kept", ts: 1, type: "x" }]);
+    await s.setMeta("observation_counter", "42");
+    await s.close();
+    // What a Vigil of schema 1 left behind: no lww table, user_version 1.
+    const db = new DatabaseSync(join(dir, SQLITE_FILE));
+    db.exec("DROP TABLE lww; PRAGMA user_version = 1");
+    db.close();
+    const again = await openSqliteStore({ dataDir: dir, node: "n1" });
+    assert.equal((await again.queryEvents({ limit: 10 })).events[0]?.id, "kept");
+    assert.equal(await again.getMeta("observation_counter"), "42");
+    const rec = { kind: "pool" as const, key: "web", value: { a: 1 }, wallMs: 1, logical: 0, origin: "n1" };
+    assert.equal(await again.putLww([rec]), 1);
+    assert.deepEqual(await again.listLww(), [rec]);
+    await again.close();
+    const check = new DatabaseSync(join(dir, SQLITE_FILE));
+    assert.equal(
+      (check.prepare("PRAGMA user_version").get() as { user_version: number }).user_version,
+      SQLITE_SCHEMA_VERSION,
+    );
+    check.close();
+  });
+
+  it("leaves out an LWW row whose value is not JSON (a file edited by hand) instead of failing", async () => {
+    const dir = newDir();
+    const s = await openSqliteStore({ dataDir: dir, node: "n1" });
+    const rec = { kind: "pool" as const, key: "web", value: { a: 1 }, wallMs: 1, logical: 0, origin: "n1" };
+    await s.putLww([rec, { ...rec, key: "bad" }, { ...rec, key: "nulled" }]);
+    await s.close();
+    const db = new DatabaseSync(join(dir, SQLITE_FILE));
+    db.exec(
+      `UPDATE lww SET value = '{"a":' WHERE key = 'bad'; UPDATE lww SET value = 'null' WHERE key = 'nulled'`,
+    );
+    db.close();
+    const again = await openSqliteStore({ dataDir: dir, node: "n1" });
+    assert.deepEqual(await again.listLww(), [rec]);
+    await again.close();
+  });
+
   it("passes integrity_check after ordinary use, with synchronous=full too", async () => {
     const dir = newDir();
     const s = await openSqliteStore({ dataDir: dir, node: "n1", synchronous: "full" });

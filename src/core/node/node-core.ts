@@ -16,7 +16,8 @@ import { applyResult, checkMode, initialObservation, type Observation } from "..
 import { Placement } from "../placement/placement.ts";
 import type { Random } from "../random.ts";
 import { Scheduler } from "../scheduler/scheduler.ts";
-import { compareHlc, HybridClock } from "../state/hlc.ts";
+import { compareHlc, type Hlc, HybridClock, isHlc } from "../state/hlc.ts";
+import { stateLimits } from "../state/limits.ts";
 import { type LwwChange, type LwwEntry, LwwMap } from "../state/lww.ts";
 import { type ExchangeReply, ObservationMap, type Register } from "../state/observations.ts";
 import {
@@ -26,7 +27,14 @@ import {
   effectiveState,
   type Health,
 } from "../verdict/verdict.ts";
-import { type AdminValue, decodeWire, encodeWire, type WireMessage } from "./wire.ts";
+import {
+  type AdminValue,
+  decodeAdmin,
+  decodePoolDoc,
+  decodeWire,
+  encodeWire,
+  type WireMessage,
+} from "./wire.ts";
 
 export const nodeCoreLimits = {
   /** Registers in one anti-entropy reply; the rest follows in the next round. */
@@ -80,6 +88,34 @@ export interface NodeCoreOptions {
   tombstoneRetentionMs?: number;
   /** Dead or left members' registers are reaped this long after they were last seen alive. */
   reapAfterMs?: number;
+}
+
+/** Which replicated LWW map a state entry belongs to. */
+export type StateKind = "pool" | "admin";
+
+/**
+ * One entry of the node's replicated LWW state with its HLC stamp, as the shell persists it:
+ * a pool document (key: the pool name) or an admin state (key: the target id), or a tombstone.
+ */
+export interface StateEntry {
+  readonly kind: StateKind;
+  readonly key: string;
+  readonly ts: Hlc;
+  /** The pool document or the AdminValue; undefined exactly when `deleted`. */
+  readonly value: unknown;
+  readonly deleted: boolean;
+}
+
+/** What restoreState did with the entries it was given. */
+export interface RestoreReport {
+  /** Merged: newer than what the core held. */
+  applied: number;
+  /** Not newer than what the core holds: the newer state stays. */
+  superseded: number;
+  /** Refused by the merge: stamped too far ahead of the clock, or before the gc horizon. */
+  refused: number;
+  /** Not a valid entry (a bad key or stamp, a value that is no pool document or admin state). */
+  invalid: number;
 }
 
 export interface EventInit {
@@ -181,6 +217,11 @@ export class NodeCore {
   private checksHeld = false;
   private bootGapClosed = false;
   private readonly syncs = new Map<number, string>();
+  /** LWW entries stored since the shell last took them (latest per key); off until watchState. */
+  private stateChanges: Map<string, StateEntry> | undefined;
+  private onStateChange: (() => void) | undefined;
+  /** Counts the entries a restore stores, which are not changes to persist again. */
+  private restoring: { stored: number } | undefined;
   readonly stats = {
     wireDropped: {} as Record<string, number>,
     deltasSent: 0,
@@ -199,8 +240,8 @@ export class NodeCore {
     this.name = opts.name;
     this.random = opts.random;
     this.hlc = new HybridClock(opts.name);
-    this.poolMap = new LwwMap({ node: opts.name, clock: this.hlc });
-    this.adminMap = new LwwMap({ node: opts.name, clock: this.hlc });
+    this.poolMap = new LwwMap({ node: opts.name, clock: this.hlc, onStore: (e) => this.stored("pool", e) });
+    this.adminMap = new LwwMap({ node: opts.name, clock: this.hlc, onStore: (e) => this.stored("admin", e) });
     this.observations = new ObservationMap<Observation>({
       self: opts.name,
       counterStart: opts.counterStart,
@@ -830,6 +871,96 @@ export class NodeCore {
     this.outputs.push({ kind: "event", event: { ...e, ts: this.wallMs } as EventInit });
   }
 
+  // ── persistence of the replicated state (pool documents, admin states) ─────
+
+  /** Every LWW entry with its stamp, tombstones included: pools first, each map oldest first. */
+  exportState(): StateEntry[] {
+    return [
+      ...this.poolMap.entriesNewerThan(undefined).map((e) => stateEntry("pool", e)),
+      ...this.adminMap.entriesNewerThan(undefined).map((e) => stateEntry("admin", e)),
+    ];
+  }
+
+  /**
+   * Merges persisted entries through the ordinary LWW merge: an entry older than what the core
+   * holds loses, a tombstone keeps its pool deleted, and the clock moves past every merged stamp
+   * (a later local write wins over restored state). Call at start, before the config's pools and
+   * before joining; restored changes are not gossiped (anti-entropy carries them) and not
+   * reported to watchState (they came from the store). Events say cause "restored".
+   */
+  restoreState(entries: readonly StateEntry[], nowMs: number, wallMs: number): RestoreReport {
+    this.advance(nowMs, wallMs);
+    const report: RestoreReport = { applied: 0, superseded: 0, refused: 0, invalid: 0 };
+    const pools: LwwEntry<unknown>[] = [];
+    const admin: LwwEntry<AdminValue>[] = [];
+    for (const s of entries) {
+      const e = validStateEntry(s);
+      if (e === undefined) report.invalid++;
+      else if (e.kind === "pool") pools.push(e.entry);
+      else admin.push(e.entry as LwwEntry<AdminValue>);
+    }
+    const refusedBefore = refusedCount(this.poolMap) + refusedCount(this.adminMap);
+    const restoring = { stored: 0 };
+    this.restoring = restoring;
+    try {
+      // Pools first: an admin state's event names its target, which a restored pool brings.
+      for (const c of this.poolMap.applyDelta(pools, wallMs)) this.applyPoolChange(c, "restored");
+      const changes = this.adminMap.applyDelta(admin, wallMs);
+      this.applyAdminChanges(changes, "restored");
+      for (const c of changes) {
+        const t = this.targets.get(c.key);
+        if (t !== undefined) this.recomputeVerdict(t);
+      }
+    } finally {
+      this.restoring = undefined;
+    }
+    report.applied = restoring.stored;
+    report.refused = refusedCount(this.poolMap) + refusedCount(this.adminMap) - refusedBefore;
+    report.superseded = pools.length + admin.length - report.applied - report.refused;
+    return report;
+  }
+
+  /**
+   * Starts recording every LWW entry the core stores (local writes, merged news) for the shell
+   * to persist. `onChange` is called when a change arrives while none was waiting: take them
+   * with takeStateChanges, off the caller's stack.
+   */
+  watchState(onChange: () => void): void {
+    this.stateChanges ??= new Map();
+    this.onStateChange = onChange;
+  }
+
+  /** The entries stored since the last call, the latest per key. */
+  takeStateChanges(): StateEntry[] {
+    const m = this.stateChanges;
+    if (m === undefined || m.size === 0) return [];
+    const out = [...m.values()];
+    m.clear();
+    return out;
+  }
+
+  /** Changed entries waiting for takeStateChanges. */
+  get pendingStateChanges(): number {
+    return this.stateChanges?.size ?? 0;
+  }
+
+  /** How long LWW tombstones are kept: a persisted one older than this may be pruned. */
+  get stateTombstoneRetentionMs(): number {
+    return this.opts.tombstoneRetentionMs ?? stateLimits.tombstoneRetentionMsDefault;
+  }
+
+  private stored(kind: StateKind, e: LwwEntry<unknown>): void {
+    if (this.restoring !== undefined) {
+      this.restoring.stored++;
+      return;
+    }
+    const m = this.stateChanges;
+    if (m === undefined) return;
+    const first = m.size === 0;
+    m.set(`${kind}\u0000${e.key}`, stateEntry(kind, e));
+    if (first) this.onStateChange?.();
+  }
+
   // ── views ────────────────────────────────────────────────────────────────
 
   poolNames(): string[] {
@@ -948,6 +1079,30 @@ export class NodeCore {
     if (ps === undefined || !ps.spec.failOpen) return false;
     return ![...ps.targets.values()].some((t) => this.effective(t) === "up");
   }
+}
+
+function stateEntry(kind: StateKind, e: LwwEntry<unknown>): StateEntry {
+  return { kind, key: e.key, ts: e.ts, value: e.deleted ? undefined : e.value, deleted: e.deleted };
+}
+
+function refusedCount<V>(map: LwwMap<V>): number {
+  const s = map.stats();
+  return s.refusedFuture + s.refusedStale;
+}
+
+/** A persisted entry as the merge takes it, or undefined when it is damaged (checked like the wire). */
+function validStateEntry(s: StateEntry): { kind: StateKind; entry: LwwEntry<unknown> } | undefined {
+  if (typeof s !== "object" || s === null) return undefined;
+  if (s.kind !== "pool" && s.kind !== "admin") return undefined;
+  if (typeof s.key !== "string" || s.key.length === 0 || s.key.length > stateLimits.maxIdChars)
+    return undefined;
+  if (!isHlc(s.ts) || s.ts.node.length > stateLimits.maxIdChars) return undefined;
+  const ts: Hlc = { wallMs: s.ts.wallMs, logical: s.ts.logical, node: s.ts.node };
+  if (s.deleted === true) return { kind: s.kind, entry: { key: s.key, ts, value: undefined, deleted: true } };
+  if (s.deleted !== false) return undefined;
+  const value = s.kind === "pool" ? decodePoolDoc(s.value) : decodeAdmin(s.value);
+  if (value === undefined) return undefined;
+  return { kind: s.kind, entry: { key: s.key, ts, value, deleted: false } };
 }
 
 /** The entries newer than what the map holds for their key: news to pass on. */

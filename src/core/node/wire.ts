@@ -100,7 +100,8 @@ const decodeObservation = (raw: unknown): Observation | undefined => {
   }
 };
 
-const decodeAdmin = (raw: unknown): AdminValue | undefined => {
+/** An admin state value as the wire (and a restore) accepts it, or undefined. */
+export const decodeAdmin = (raw: unknown): AdminValue | undefined => {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return undefined;
   const o = raw as Record<string, unknown>;
   if (o.state !== "maint" && o.state !== "drain") return undefined;
@@ -111,7 +112,7 @@ const decodeAdmin = (raw: unknown): AdminValue | undefined => {
 };
 
 /** Pool documents are validated by the pool parser when applied; here only "a JSON object". */
-const decodePoolDoc = (raw: unknown): unknown | undefined =>
+export const decodePoolDoc = (raw: unknown): unknown | undefined =>
   typeof raw === "object" && raw !== null && !Array.isArray(raw) ? raw : undefined;
 
 export type WireDecode = { ok: true; msg: WireMessage } | { ok: false; reason: string };

@@ -38,11 +38,16 @@ export interface LwwDigest {
   readonly hash: string;
 }
 
-export interface LwwMapOptions {
+export interface LwwMapOptions<V = unknown> {
   node: string;
   /** Shared clock (e.g. one per node for all LWW maps); default: a fresh one for `node`. */
   clock?: HybridClock;
   maxClockSkewMs?: number;
+  /**
+   * Called with every entry the map stores (a local write, or a merged entry that was newer),
+   * tombstones included, so a shell can persist it. Not called for what gc drops.
+   */
+  onStore?: (e: LwwEntry<V>) => void;
 }
 
 export interface LwwStats {
@@ -57,15 +62,17 @@ export interface LwwStats {
 export class LwwMap<V> {
   readonly clock: HybridClock;
   private readonly maxClockSkewMs: number;
+  private readonly onStore: ((e: LwwEntry<V>) => void) | undefined;
   private readonly map = new Map<string, LwwEntry<V>>();
   private horizonMs = 0;
   private refusedFuture = 0;
   private refusedStale = 0;
 
-  constructor(opts: LwwMapOptions) {
+  constructor(opts: LwwMapOptions<V>) {
     this.clock = opts.clock ?? new HybridClock(opts.node);
     assert(this.clock.node === opts.node, "the clock must belong to this node");
     this.maxClockSkewMs = opts.maxClockSkewMs ?? stateLimits.maxClockSkewMsDefault;
+    this.onStore = opts.onStore;
   }
 
   // ── reads ──
@@ -131,8 +138,10 @@ export class LwwMap<V> {
         this.refusedStale++;
         continue;
       }
-      this.map.set(e.key, e.deleted ? { key: e.key, ts: e.ts, value: undefined, deleted: true } : e);
+      const stored: LwwEntry<V> = e.deleted ? { key: e.key, ts: e.ts, value: undefined, deleted: true } : e;
+      this.map.set(e.key, stored);
       this.clock.receive(e.ts, nowWallMs);
+      this.onStore?.(stored);
       const before = cur === undefined || cur.deleted ? undefined : cur.value;
       const after = e.deleted ? undefined : e.value;
       if (before !== undefined || after !== undefined) changes.push({ key: e.key, before, after });
@@ -201,6 +210,7 @@ export class LwwMap<V> {
     const ts = this.clock.tick(nowWallMs);
     const e: LwwEntry<V> = { key, ts, value, deleted };
     this.map.set(key, e);
+    this.onStore?.(e);
     return [e];
   }
 }
