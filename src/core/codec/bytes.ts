@@ -183,25 +183,27 @@ export class Writer {
     return this.pos;
   }
 
+  // Writes are hot (every packet): assertion messages are only built on failure.
   private room(n: number): void {
-    assert(this.pos + n <= this.bytes.length, `writer overflow: ${this.pos}+${n} > ${this.bytes.length}`);
+    if (this.pos + n > this.bytes.length)
+      assert(false, `writer overflow: ${this.pos}+${n} > ${this.bytes.length}`);
   }
 
   u8(v: number): void {
-    assert(Number.isInteger(v) && v >= 0 && v <= 0xff, `u8 out of range: ${v}`);
+    if (!(Number.isInteger(v) && v >= 0 && v <= 0xff)) assert(false, `u8 out of range: ${v}`);
     this.room(1);
     this.bytes[this.pos++] = v;
   }
 
   u16(v: number): void {
-    assert(Number.isInteger(v) && v >= 0 && v <= 0xffff, `u16 out of range: ${v}`);
+    if (!(Number.isInteger(v) && v >= 0 && v <= 0xffff)) assert(false, `u16 out of range: ${v}`);
     this.room(2);
     this.view.setUint16(this.pos, v);
     this.pos += 2;
   }
 
   u32(v: number): void {
-    assert(Number.isInteger(v) && v >= 0 && v <= 0xffff_ffff, `u32 out of range: ${v}`);
+    if (!(Number.isInteger(v) && v >= 0 && v <= 0xffff_ffff)) assert(false, `u32 out of range: ${v}`);
     this.room(4);
     this.view.setUint32(this.pos, v);
     this.pos += 4;
@@ -215,7 +217,7 @@ export class Writer {
 
   str8(s: string, maxBytes: number): void {
     const n = utf8Length(s);
-    assert(n <= maxBytes && n <= 0xff, `string of ${n} bytes exceeds ${maxBytes}`);
+    if (!(n <= maxBytes && n <= 0xff)) assert(false, `string of ${n} bytes exceeds ${maxBytes}`);
     this.u8(n);
     this.room(n);
     if (n === s.length) {
@@ -229,7 +231,7 @@ export class Writer {
 
   /** The written prefix; asserts the encoder predicted the size exactly. */
   finish(expectedBytes = this.bytes.length): Uint8Array {
-    assert(this.pos === expectedBytes, `encoded ${this.pos} bytes, sized ${expectedBytes}`);
+    if (this.pos !== expectedBytes) assert(false, `encoded ${this.pos} bytes, sized ${expectedBytes}`);
     return this.pos === this.bytes.length ? this.bytes : this.bytes.subarray(0, this.pos);
   }
 }

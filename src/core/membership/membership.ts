@@ -1107,7 +1107,8 @@ export class Membership {
   // ── bookkeeping ──
 
   private advance(now: number): void {
-    assert(Number.isFinite(now) && now >= this.lastNow, `time went backwards: ${this.lastNow} -> ${now}`);
+    if (!(Number.isFinite(now) && now >= this.lastNow))
+      assert(false, `time went backwards: ${this.lastNow} -> ${now}`);
     this.lastNow = now;
   }
 
