@@ -8,8 +8,9 @@
 
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { DatabaseSync, type StatementSync } from "node:sqlite";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { ErrorCode, VigilError } from "../core/errors.ts";
+import { sqlite } from "../store/sqlite-module.ts";
 import type { Alert, OpenAlertRecord } from "./engine.ts";
 import { alertLimits } from "./limits.ts";
 
@@ -110,7 +111,7 @@ export class Outbox {
     const file = join(dataDir, ALERTS_DB_FILE);
     try {
       mkdirSync(dataDir, { recursive: true });
-      const db = new DatabaseSync(file, { timeout: BUSY_TIMEOUT_MS });
+      const db = new (sqlite().DatabaseSync)(file, { timeout: BUSY_TIMEOUT_MS });
       try {
         db.exec("PRAGMA journal_mode = WAL");
         // FULL: a notice acknowledged as queued survives a power cut, not only a crash.

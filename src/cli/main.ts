@@ -1,3 +1,5 @@
+// Must stay the first import: it filters a warning that later imports emit.
+import "../runtime/warnings.ts";
 import { parseArgs } from "node:util";
 import { isVigilError } from "../core/errors.ts";
 import { cmdAgent } from "./agent.ts";

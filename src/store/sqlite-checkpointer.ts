@@ -9,8 +9,10 @@
 // Messages in: { type: "checkpoint", id } (now, and answer) | { type: "stop" }.
 // Messages out: { type: "ready" } | { type: "checkpointed", id, log, checkpointed } | { type: "error", message }.
 
-import { DatabaseSync } from "node:sqlite";
+import type { DatabaseSync } from "node:sqlite";
+import "../runtime/warnings.ts";
 import { parentPort, workerData } from "node:worker_threads";
+import { sqlite } from "./sqlite-module.ts";
 
 interface Init {
   file: string;
@@ -26,7 +28,7 @@ const init = workerData as Init;
 
 let db: DatabaseSync | undefined;
 try {
-  db = new DatabaseSync(init.file, { timeout: init.busyTimeoutMs });
+  db = new (sqlite().DatabaseSync)(init.file, { timeout: init.busyTimeoutMs });
   port.postMessage({ type: "ready" });
 } catch (e) {
   port.postMessage({ type: "error", message: (e as Error).message });

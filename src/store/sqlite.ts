@@ -15,11 +15,12 @@
 
 import { accessSync, constants, mkdirSync, type Stats, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { DatabaseSync, type StatementSync } from "node:sqlite";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { Worker } from "node:worker_threads";
 import { ErrorCode, VigilError } from "../core/errors.ts";
 import { type Batch, type BatchOptions, BatchWriter } from "./batch-writer.ts";
 import { hourStartOf, KeyedFold, mergeSketchBytes } from "./merge.ts";
+import { sqlite } from "./sqlite-module.ts";
 import {
   type CompactReport,
   type DocRecord,
@@ -232,7 +233,7 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<SqliteS
   const file = join(dir, SQLITE_FILE);
   let db: DatabaseSync;
   try {
-    db = new DatabaseSync(file, { timeout: opts.busyTimeoutMs ?? SQLITE_BUSY_TIMEOUT_MS_DEFAULT });
+    db = new (sqlite().DatabaseSync)(file, { timeout: opts.busyTimeoutMs ?? SQLITE_BUSY_TIMEOUT_MS_DEFAULT });
   } catch (e) {
     throw new VigilError(ErrorCode.store, `cannot open database ${file}: ${(e as Error).message}`, {
       cause: e,
