@@ -36,11 +36,20 @@ export interface VigilEvent {
 }
 
 export interface EventQuery {
+  /** "asc" (default): oldest first, after `since`. "desc": newest first, before `before`. */
+  order?: "asc" | "desc";
+  /** Only events with seq > since. */
   since?: number;
+  /** Only events with seq < before. */
+  before?: number;
   limit?: number;
   pool?: string;
   target?: string;
   types?: ReadonlySet<string>;
+  /** ts >= fromMs */
+  fromMs?: number;
+  /** ts < toMs */
+  toMs?: number;
 }
 
 type Listener = (e: VigilEvent) => void;
@@ -79,24 +88,34 @@ export class EventLog {
     return first?.seq ?? this.nextSeq;
   }
 
-  /** Events with seq > since, oldest first, filtered, at most `limit`. */
+  /**
+   * Events with since < seq < before, filtered, at most `limit`: oldest first, or newest first
+   * for order "desc". `next` continues the walk (as `since`, or as `before` for "desc"): the seq
+   * of the last event examined, matching or not, so a filter that skips many is not re-scanned;
+   * the bound passed in (0 for none) when nothing was examined.
+   */
   query(q: EventQuery): { events: VigilEvent[]; next: number } {
     const limit = Math.min(q.limit ?? 100, limits.maxEventsPerPage);
     const since = q.since ?? 0;
+    const before = q.before ?? Number.POSITIVE_INFINITY;
+    const desc = q.order === "desc";
     const out: VigilEvent[] = [];
     const n = this.ring.length;
     const full = n === this.capacity;
-    // Sequence numbers are dense in the ring, so the start index is computed, not searched.
+    // Sequence numbers are dense in the ring, so the end offsets are computed, not searched.
     const first = this.firstSeq;
-    let offset = Math.max(0, since + 1 - first);
-    let next = since;
-    while (offset < n && out.length < limit) {
+    const lo = Math.max(0, since + 1 - first); // first offset in range
+    const hi = Math.min(n, before - first); // one past the last offset in range
+    let next = desc ? (q.before ?? 0) : since;
+    const step = desc ? -1 : 1;
+    for (let offset = desc ? hi - 1 : lo; offset >= lo && offset < hi && out.length < limit; offset += step) {
       const ev = this.ring[full ? (this.head + offset) % n : offset]!;
-      offset++;
       next = ev.seq;
       if (q.pool !== undefined && ev.pool !== q.pool) continue;
       if (q.target !== undefined && ev.target !== q.target) continue;
       if (q.types !== undefined && !q.types.has(ev.type)) continue;
+      if (q.fromMs !== undefined && ev.ts < q.fromMs) continue;
+      if (q.toMs !== undefined && ev.ts >= q.toMs) continue;
       out.push(ev);
     }
     return { events: out, next };

@@ -50,6 +50,8 @@ import {
   closedError,
   encodeDoc,
   lwwRecordOf,
+  type NormalEventQuery,
+  nextEventCursor,
   normalizeEventQuery,
   normalizeRollupQuery,
   resolveRetention,
@@ -133,6 +135,34 @@ function migrations(s: string): string[] {
     );
     `,
   ];
+}
+
+/**
+ * The statement queryEvents runs in the (quoted) schema `s` (exported for the query-plan test).
+ * Either order walks the same index, forwards or backwards: the primary key, or (pool, target,
+ * seq) for one target.
+ */
+export function postgresEventsSelect(s: string, q: NormalEventQuery): { sql: string; params: unknown[] } {
+  const params: unknown[] = [String(q.after)];
+  const where = ["seq > $1::bigint"];
+  const cond = (sql: (n: string) => string, value: unknown): void => {
+    params.push(value);
+    where.push(sql(`$${params.length}`));
+  };
+  if (q.before !== undefined) cond((p) => `seq < ${p}::bigint`, String(q.before));
+  if (q.pool !== undefined) cond((p) => `pool = ${p}`, q.pool);
+  if (q.target !== undefined) cond((p) => `target = ${p}`, q.target);
+  if (q.types !== undefined) cond((p) => `type = ANY(${p}::text[])`, q.types);
+  if (q.fromMs !== undefined) cond((p) => `ts >= ${p}::bigint`, q.fromMs);
+  if (q.toMs !== undefined) cond((p) => `ts < ${p}::bigint`, q.toMs);
+  params.push(q.limit);
+  const dir = q.order === "desc" ? "DESC" : "ASC";
+  return {
+    // Not `AS seq`: ORDER BY would then sort the text alias, putting "10" before "9".
+    sql: `SELECT seq::text AS cursor, id, ts, type, pool, target, node, from_state, to_state, cause, data
+       FROM ${s}.vigil_events WHERE ${where.join(" AND ")} ORDER BY seq ${dir} LIMIT $${params.length}`,
+    params,
+  };
 }
 
 /** A 64-bit advisory lock key per (schema, purpose), so two Vigil schemas in one database do not contend. */
@@ -374,27 +404,9 @@ export class PostgresStore implements Store {
   async queryEvents(query: EventQuery): Promise<EventPage> {
     this.checkOpen();
     const q = normalizeEventQuery(query);
-    const params: unknown[] = [String(q.after)];
-    const where = ["seq > $1::bigint"];
-    const cond = (sql: (n: string) => string, value: unknown): void => {
-      params.push(value);
-      where.push(sql(`$${params.length}`));
-    };
-    if (q.pool !== undefined) cond((p) => `pool = ${p}`, q.pool);
-    if (q.target !== undefined) cond((p) => `target = ${p}`, q.target);
-    if (q.types !== undefined) cond((p) => `type = ANY(${p}::text[])`, q.types);
-    if (q.fromMs !== undefined) cond((p) => `ts >= ${p}::bigint`, q.fromMs);
-    if (q.toMs !== undefined) cond((p) => `ts < ${p}::bigint`, q.toMs);
-    params.push(q.limit);
-    const r = await this.query<PgEventRow>(
-      // Not `AS seq`: ORDER BY would then sort the text alias, putting "10" before "9".
-      `SELECT seq::text AS cursor, id, ts, type, pool, target, node, from_state, to_state, cause, data
-       FROM ${this.s}.vigil_events WHERE ${where.join(" AND ")} ORDER BY seq LIMIT $${params.length}`,
-      params,
-    );
-    const events = r.rows.map(toEventRecord);
-    const last = events[events.length - 1];
-    return { events, nextCursor: last === undefined ? String(q.after) : last.cursor };
+    const { sql, params } = postgresEventsSelect(this.s, q);
+    const events = (await this.query<PgEventRow>(sql, params)).rows.map(toEventRecord);
+    return { events, nextCursor: nextEventCursor(q, events) };
   }
 
   async queryRollups(query: RollupQuery): Promise<RollupBucket[]> {

@@ -48,6 +48,8 @@ import {
   closedError,
   encodeDoc,
   lwwRecordOf,
+  type NormalEventQuery,
+  nextEventCursor,
   normalizeEventQuery,
   normalizeRollupQuery,
   resolveRetention,
@@ -153,6 +155,28 @@ const WATERMARK_HOUR_KEY = "hour_watermark_ms";
 const WATERMARK_SERIES_KEY = "series_watermark";
 /** Series ids cached per handle; the cache is dropped when it grows past this. */
 const SERIES_CACHE_MAX = 200_000;
+
+/**
+ * The statement queryEvents runs (exported for the query-plan test). Either order walks the same
+ * index, forwards or backwards: the rowid, or (pool, target, seq) for one target.
+ */
+export function sqliteEventsSelect(q: NormalEventQuery): { sql: string; params: (string | number)[] } {
+  const where = ["seq > ?"];
+  const params: (string | number)[] = [q.after];
+  const cond = (sql: string, value: string | number): void => {
+    where.push(sql);
+    params.push(value);
+  };
+  if (q.before !== undefined) cond("seq < ?", q.before);
+  if (q.pool !== undefined) cond("pool = ?", q.pool);
+  if (q.target !== undefined) cond("target = ?", q.target);
+  if (q.types !== undefined) cond("type IN (SELECT value FROM json_each(?))", JSON.stringify(q.types));
+  if (q.fromMs !== undefined) cond("ts >= ?", q.fromMs);
+  if (q.toMs !== undefined) cond("ts < ?", q.toMs);
+  params.push(q.limit);
+  const dir = q.order === "desc" ? "DESC" : "ASC";
+  return { sql: `SELECT * FROM events WHERE ${where.join(" AND ")} ORDER BY seq ${dir} LIMIT ?`, params };
+}
 
 function rollupUpsertSql(table: string): string {
   // Unqualified names in DO UPDATE are the stored row; `excluded` is the incoming one.
@@ -471,24 +495,9 @@ export class SqliteStore implements Store {
   async queryEvents(query: EventQuery): Promise<EventPage> {
     this.checkOpen();
     const q = normalizeEventQuery(query);
-    const where = ["seq > ?"];
-    const params: (string | number)[] = [q.after];
-    const cond = (sql: string, value: string | number): void => {
-      where.push(sql);
-      params.push(value);
-    };
-    if (q.pool !== undefined) cond("pool = ?", q.pool);
-    if (q.target !== undefined) cond("target = ?", q.target);
-    if (q.types !== undefined) cond("type IN (SELECT value FROM json_each(?))", JSON.stringify(q.types));
-    if (q.fromMs !== undefined) cond("ts >= ?", q.fromMs);
-    if (q.toMs !== undefined) cond("ts < ?", q.toMs);
-    params.push(q.limit);
-    const rows = this.prepared(`SELECT * FROM events WHERE ${where.join(" AND ")} ORDER BY seq LIMIT ?`).all(
-      ...params,
-    ) as unknown as EventRow[];
-    const events = rows.map(toEventRecord);
-    const last = events[events.length - 1];
-    return { events, nextCursor: last === undefined ? String(q.after) : last.cursor };
+    const { sql, params } = sqliteEventsSelect(q);
+    const events = (this.prepared(sql).all(...params) as unknown as EventRow[]).map(toEventRecord);
+    return { events, nextCursor: nextEventCursor(q, events) };
   }
 
   async queryRollups(query: RollupQuery): Promise<RollupBucket[]> {

@@ -34,9 +34,16 @@ export interface EventRecord extends StoredEvent {
  */
 export type Cursor = string;
 
+/** Oldest first (cursor order), or newest first. */
+export type EventOrder = "asc" | "desc";
+
 export interface EventQuery {
-  /** Return events after this cursor; from the beginning when absent. */
+  /** "asc" (default): oldest first, paged by afterCursor. "desc": newest first, paged by beforeCursor. */
+  order?: EventOrder;
+  /** Only events after this cursor (exclusive); from the beginning when absent. */
   afterCursor?: Cursor;
+  /** Only events before this cursor (exclusive); up to the newest when absent. */
+  beforeCursor?: Cursor;
   /** At most this many, 1..storeLimits.maxEventsPerQuery. */
   limit: number;
   pool?: string;
@@ -49,10 +56,12 @@ export interface EventQuery {
 }
 
 export interface EventPage {
+  /** In the query's order. */
   events: EventRecord[];
   /**
-   * Pass as `afterCursor` to continue: the cursor of the last event returned, or `afterCursor`
-   * unchanged when nothing matched yet.
+   * Pass as `afterCursor` (asc) or `beforeCursor` (desc) to continue: the cursor of the last
+   * event returned; when none was, that cursor of the query unchanged, or "0" when it had none
+   * (asc: from the start; desc: nothing matched, and "0" as `beforeCursor` reads nothing).
    */
   nextCursor: Cursor;
 }

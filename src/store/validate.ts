@@ -7,7 +7,9 @@ import { LatencySketch } from "./sketch.ts";
 import {
   type Cursor,
   defaultRetention,
+  type EventOrder,
   type EventQuery,
+  type EventRecord,
   LWW_KINDS,
   type LwwKind,
   type LwwRecord,
@@ -124,7 +126,10 @@ export function parseCursor(c: Cursor | undefined): number {
 }
 
 export interface NormalEventQuery {
+  order: EventOrder;
   after: number;
+  /** Exclusive upper bound; undefined for none. */
+  before: number | undefined;
   limit: number;
   pool: string | undefined;
   target: string | undefined;
@@ -152,8 +157,13 @@ export function normalizeEventQuery(q: EventQuery): NormalEventQuery {
     if (q.types.some((t) => typeof t !== "string")) throw bad("types must be strings");
     types = [...q.types];
   }
+  const order = q.order === undefined ? "asc" : q.order;
+  if (order !== "asc" && order !== "desc")
+    throw bad(`order must be "asc" or "desc", got ${JSON.stringify(order)}`);
   return {
+    order,
     after: parseCursor(q.afterCursor),
+    before: q.beforeCursor === undefined || q.beforeCursor === "" ? undefined : parseCursor(q.beforeCursor),
     limit,
     pool: q.pool,
     target: q.target,
@@ -161,6 +171,13 @@ export function normalizeEventQuery(q: EventQuery): NormalEventQuery {
     fromMs: checkMs(q.fromMs, "fromMs"),
     toMs: checkMs(q.toMs, "toMs"),
   };
+}
+
+/** EventPage.nextCursor: the last event's cursor, else the bound the query paged from. */
+export function nextEventCursor(q: NormalEventQuery, events: readonly EventRecord[]): Cursor {
+  const last = events[events.length - 1];
+  if (last !== undefined) return last.cursor;
+  return String(q.order === "asc" ? q.after : (q.before ?? 0));
 }
 
 export interface NormalRollupQuery {

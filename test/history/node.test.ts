@@ -94,7 +94,8 @@ describe("a node with history: events, rollups and uptime over the API", () => {
     for (const t of ["pool.created", "observation.changed", "verdict.changed"]) assert.ok(types.has(t), t);
     for (const e of all.body.events) assert.match(e.id, /^[A-Za-z0-9_-]{22}$/);
 
-    const flapDown = await get(base, `/v1/events?pool=web&target=${flap.key}&type=verdict.changed`);
+    const flapDown = await get(base, `/v1/events?pool=web&target=${flap.key}&type=verdict.changed&order=asc`);
+    assert.equal(flapDown.body.order, "asc");
     assert.deepEqual(
       flapDown.body.events.map((e: { from: string; to: string }) => `${e.from}>${e.to}`),
       ["unknown>up", "up>down", "down>up"],
@@ -120,6 +121,42 @@ describe("a node with history: events, rollups and uptime over the API", () => {
     );
     const end = await get(base, `/v1/events?limit=1&since=${since}&type=verdict.changed&target=${flap.key}`);
     assert.deepEqual([end.body.events.length, end.body.next], [0, since]);
+
+    // A bare request answers newest first; `before` pages on to older events, one at a time.
+    const newest = await get(base, `/v1/events?pool=web&target=${flap.key}&type=verdict.changed`);
+    assert.equal(newest.body.order, "desc");
+    const oldestFirstIds = flapDown.body.events.map((e: { id: string }) => e.id);
+    assert.deepEqual(
+      newest.body.events.map((e: { id: string }) => e.id),
+      [...oldestFirstIds].reverse(),
+    );
+    assert.equal(newest.body.next, newest.body.events[2].seq);
+    const back: string[] = [];
+    let before: number | undefined;
+    for (let i = 0; i < 3; i++) {
+      const page = await get(
+        base,
+        `/v1/events?limit=1&type=verdict.changed&target=${flap.key}${before === undefined ? "" : `&before=${before}`}`,
+      );
+      assert.equal(page.body.events.length, 1);
+      back.push(page.body.events[0].id);
+      before = page.body.next;
+    }
+    assert.deepEqual(back, [...oldestFirstIds].reverse());
+    const done = await get(
+      base,
+      `/v1/events?limit=1&before=${before}&type=verdict.changed&target=${flap.key}`,
+    );
+    assert.deepEqual([done.body.events.length, done.body.next], [0, before]);
+    // The whole log newest first: the reverse of oldest first, the newest on top.
+    const asc = (await get(base, "/v1/events?order=asc&limit=1000")).body.events as { id: string }[];
+    const desc = (await get(base, "/v1/events?order=desc&limit=1000")).body.events as { id: string }[];
+    assert.ok(asc.length < 1000, "the whole log fits a page");
+    assert.deepEqual(
+      desc.slice(-asc.length).map((e) => e.id),
+      asc.map((e) => e.id).reverse(),
+      "newer events may have landed on top between the two reads, none elsewhere",
+    );
 
     // A time range: nothing before the first event, everything from it.
     const first = flapDown.body.events[0].ts as number;
@@ -151,6 +188,11 @@ describe("a node with history: events, rollups and uptime over the API", () => {
       ["pool=web&pool=api", "pool", /given more than once/],
       ["tyep=verdict.changed", "tyep", /unknown query parameter "tyep"/],
       [`type=${Array.from({ length: 70 }, (_, i) => `t${i}`).join(",")}`, "type", /at most 64 event types/],
+      ["order=sideways", "order", /order must be "asc" or "desc", got "sideways"/],
+      ["since=3&before=9", "before", /before cannot be combined with since/],
+      ["before=9&order=asc", "before", /before pages newest first/],
+      ["since=3&order=desc", "since", /since pages oldest first/],
+      ["before=soon", "before", /before must be a non-negative integer cursor, got "soon"/],
     ];
     for (const [query, path, message] of cases) {
       const r = await get(base, `/v1/events?${query}`);
@@ -389,11 +431,30 @@ describe("a node with store: none", () => {
     await eventually(() => n.core.target("web", origin.key)?.verdict === "down", "down");
     const events = await get(n.apiUrl, "/v1/events?type=verdict.changed");
     assert.equal(events.status, 200);
-    assert.equal(events.body.source, undefined, "the in-memory ring answers");
+    assert.equal(events.body.source, "memory", "the in-memory ring answers");
     assert.deepEqual(
       events.body.events.map((e: { to: string }) => e.to),
       ["down"],
     );
+    // The ring pages both ways with the same parameters and checks as the store.
+    const ringSeqs = (r: Json) => r.body.events.map((e: { seq: number }) => e.seq) as number[];
+    const ringAsc = await get(n.apiUrl, "/v1/events?order=asc&limit=1000");
+    const upTo = ringSeqs(ringAsc).at(-1)! + 1;
+    const ringDesc = await get(n.apiUrl, `/v1/events?order=desc&limit=1000&before=${upTo}`);
+    assert.deepEqual([ringAsc.body.order, ringDesc.body.order], ["asc", "desc"]);
+    assert.ok(ringSeqs(ringAsc).length >= 2, "pool.created, observation and verdict events");
+    assert.deepEqual(ringSeqs(ringDesc), ringSeqs(ringAsc).reverse());
+    const older = await get(n.apiUrl, `/v1/events?limit=1&before=${ringSeqs(ringDesc)[0]}`);
+    assert.deepEqual(ringSeqs(older), [ringSeqs(ringDesc)[1]]);
+    for (const [query, path] of [
+      ["order=sideways", "order"],
+      ["since=1&before=2", "before"],
+      ["before=2&order=asc", "before"],
+      ["tyep=x", "tyep"],
+    ]) {
+      const r = await get(n.apiUrl, `/v1/events?${query}`);
+      assert.deepEqual([r.status, r.body.error.path], [400, path], query);
+    }
     const up = await get(n.apiUrl, `/v1/uptime?pool=web&target=${origin.key}&window=1h`);
     assert.equal(up.body.source, "memory");
     assert.equal(up.body.availabilityPercent, 0);

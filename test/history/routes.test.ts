@@ -4,6 +4,8 @@ import fc from "fast-check";
 import { ErrorCode, VigilError } from "../../src/core/errors.ts";
 import {
   computeUptime,
+  EVENTS_PAGE_DEFAULT,
+  parseEventsRequest,
   parsePeerAnswer,
   parseTimeParam,
   type VerdictChange,
@@ -182,6 +184,89 @@ describe("parseTimeParam", () => {
         () => parseTimeParam("to", raw, now),
         (e: unknown) => e instanceof VigilError && e.code === ErrorCode.badRequest && e.path === "to",
         raw,
+      );
+    }
+  });
+});
+
+describe("parseEventsRequest (GET /v1/events)", () => {
+  const now = Date.UTC(2026, 0, 2, 15, 4, 5);
+  const parse = (query: string) => parseEventsRequest(new URL(`http://x/v1/events?${query}`), now);
+  const paging = (query: string) => {
+    const r = parse(query);
+    return { order: r.order, since: r.since, before: r.before, limit: r.limit };
+  };
+
+  it("answers a bare request newest first; since pages oldest first, before newest first", () => {
+    assert.deepEqual(paging(""), { order: "desc", since: 0, before: undefined, limit: EVENTS_PAGE_DEFAULT });
+    assert.deepEqual(paging("pool=web&from=now-1h"), {
+      order: "desc",
+      since: 0,
+      before: undefined,
+      limit: 100,
+    });
+    assert.deepEqual(paging("since=0"), { order: "asc", since: 0, before: undefined, limit: 100 });
+    assert.deepEqual(paging("since=42&limit=7"), { order: "asc", since: 42, before: undefined, limit: 7 });
+    assert.deepEqual(paging("order=asc"), { order: "asc", since: 0, before: undefined, limit: 100 });
+    assert.deepEqual(paging("since=5&order=asc"), { order: "asc", since: 5, before: undefined, limit: 100 });
+    assert.deepEqual(paging("before=42"), { order: "desc", since: 0, before: 42, limit: 100 });
+    assert.deepEqual(paging("before=0&order=desc"), { order: "desc", since: 0, before: 0, limit: 100 });
+    assert.deepEqual(paging("order=desc&limit=1000"), {
+      order: "desc",
+      since: 0,
+      before: undefined,
+      limit: 1000,
+    });
+  });
+
+  it("reads the filters the same in both orders", () => {
+    const q = "pool=web&target=10.0.0.1:80&type=verdict.changed,,target.admin&from=now-1h&to=now";
+    const filters = (query: string) => {
+      const { order: _o, since: _s, before: _b, limit: _l, ...rest } = parse(query);
+      return rest;
+    };
+    const want = {
+      pool: "web",
+      target: "10.0.0.1:80",
+      types: ["verdict.changed", "target.admin"],
+      fromMs: now - H,
+      toMs: now,
+    };
+    assert.deepEqual(filters(q), want);
+    assert.deepEqual(filters(`${q}&order=desc&before=9`), want);
+    assert.deepEqual(filters(`${q}&since=9`), want);
+  });
+
+  it("refuses bad and conflicting parameters with a 400 naming the parameter", () => {
+    const cases: [string, string, RegExp][] = [
+      ["order=sideways", "order", /order must be "asc" or "desc", got "sideways"/],
+      ["order=DESC", "order", /order must be "asc" or "desc"/],
+      ["order=", "order", /order must be "asc" or "desc", got ""/],
+      ["order=asc&order=desc", "order", /given more than once/],
+      ["since=3&before=9", "before", /before cannot be combined with since/],
+      ["since=3&before=9&order=desc", "before", /before cannot be combined with since/],
+      ["before=9&order=asc", "before", /before pages newest first: use it with order=desc/],
+      ["since=3&order=desc", "since", /since pages oldest first: use it with order=asc/],
+      ["before=abc", "before", /before must be a non-negative integer cursor, got "abc"/],
+      ["before=-1", "before", /before must be a non-negative integer cursor/],
+      ["before=", "before", /before must be a non-negative integer cursor, got ""/],
+      [`before=${"9".repeat(17)}`, "before", /before must be a non-negative integer cursor/],
+      ["before=9007199254740993", "before", /before must be a non-negative integer cursor/],
+      ["since=1.5", "since", /since must be a non-negative integer cursor/],
+      ["limit=0&order=desc", "limit", /limit must be an integer between 1 and 1000/],
+      ["Order=desc", "Order", /unknown query parameter "Order"/],
+    ];
+    for (const [query, path, message] of cases) {
+      assert.throws(
+        () => parse(query),
+        (e: unknown) => {
+          assert.ok(e instanceof VigilError, query);
+          assert.equal(e.code, ErrorCode.badRequest, query);
+          assert.equal(e.path, path, query);
+          assert.match(e.message, message, query);
+          return true;
+        },
+        query,
       );
     }
   });

@@ -103,6 +103,35 @@ async function allEvents(s: Store, q: Omit<EventQuery, "limit" | "afterCursor"> 
   throw new Error("paging did not end");
 }
 
+/**
+ * Every event matching `q` (its afterCursor and beforeCursor as bounds), page by page in `order`,
+ * checking each page's nextCursor: the last event's, else the bound paged from, else "0".
+ */
+async function pageThrough(
+  s: Store,
+  q: Omit<EventQuery, "limit" | "order">,
+  order: "asc" | "desc",
+  limit: number,
+) {
+  const out: EventRecord[] = [];
+  const key = order === "asc" ? "afterCursor" : "beforeCursor";
+  let cursor = q[key];
+  for (let pages = 0; pages < 10_000; pages++) {
+    const page = await s.queryEvents({
+      ...q,
+      order,
+      limit,
+      ...(cursor === undefined ? {} : { [key]: cursor }),
+    });
+    if (page.events.length > 0) assert.equal(page.nextCursor, page.events[page.events.length - 1]!.cursor);
+    else assert.equal(page.nextCursor, cursor ?? "0");
+    out.push(...page.events);
+    if (page.events.length < limit) return out;
+    cursor = page.nextCursor;
+  }
+  throw new Error("paging did not end");
+}
+
 /** The order the stores keep: wall, logical, origin by UTF-8 bytes (ASCII names here). */
 function compareStamp(x: LwwRecord, y: LwwRecord): number {
   if (x.wallMs !== y.wallMs) return x.wallMs - y.wallMs;
@@ -252,6 +281,121 @@ export function runStoreContract(name: string, makeHarness: () => Promise<StoreH
       }
     });
 
+    it("serves the newest first and pages older with beforeCursor, unmoved by newer events", async () => {
+      const s = await open("n1");
+      assert.deepEqual(await s.queryEvents({ order: "desc", limit: 5 }), { events: [], nextCursor: "0" });
+      await s.appendEvents([1, 2, 3, 4, 5].map((i) => ev(i)));
+      const ids = (events: EventRecord[]) => events.map((e) => e.target);
+      const head = await s.queryEvents({ order: "desc", limit: 2 });
+      assert.deepEqual(ids(head.events), ["10.0.0.5:80", "10.0.0.4:80"]);
+      assert.equal(head.nextCursor, head.events[1]!.cursor);
+      assert.ok(BigInt(head.events[0]!.cursor) > BigInt(head.events[1]!.cursor), "cursors decrease");
+      // A new event lands above the head: the older pages stay where they were.
+      await s.appendEvents([ev(6)]);
+      const older = await s.queryEvents({ order: "desc", limit: 2, beforeCursor: head.nextCursor });
+      assert.deepEqual(ids(older.events), ["10.0.0.3:80", "10.0.0.2:80"]);
+      const oldest = await s.queryEvents({ order: "desc", limit: 2, beforeCursor: older.nextCursor });
+      assert.deepEqual(ids(oldest.events), ["10.0.0.1:80"]);
+      const end = await s.queryEvents({ order: "desc", limit: 2, beforeCursor: oldest.nextCursor });
+      assert.deepEqual(end, { events: [], nextCursor: oldest.nextCursor });
+      assert.deepEqual((await s.queryEvents({ order: "desc", limit: 2, beforeCursor: "0" })).events, []);
+      assert.deepEqual(ids((await s.queryEvents({ order: "desc", limit: 1 })).events), ["10.0.0.6:80"]);
+      // Filters and the time range apply the same newest first.
+      const ranged = await s.queryEvents({
+        order: "desc",
+        limit: 10,
+        fromMs: ev(2).ts,
+        toMs: ev(5).ts,
+        target: "10.0.0.3:80",
+      });
+      assert.deepEqual(ids(ranged.events), ["10.0.0.3:80"]);
+      // Both bounds: a window, either way round.
+      const all = await allEvents(s, {}, 1000);
+      const window = { afterCursor: all[1]!.cursor, beforeCursor: all[4]!.cursor };
+      assert.deepEqual(ids((await s.queryEvents({ ...window, order: "desc", limit: 10 })).events), [
+        "10.0.0.4:80",
+        "10.0.0.3:80",
+      ]);
+      assert.deepEqual(ids((await s.queryEvents({ ...window, limit: 10 })).events), [
+        "10.0.0.3:80",
+        "10.0.0.4:80",
+      ]);
+    });
+
+    it("paging newest first through any filter and bounds is exactly the reverse of oldest first", async () => {
+      const s = await open("n1");
+      const types = ["verdict.changed", "observation.changed", "member.dead", "target.admin"];
+      const pools = ["p0", "p1", "p2"];
+      const targets = ["t0", "t1"];
+      const event = fc.record({
+        type: fc.constantFrom(...types),
+        pool: fc.option(fc.constantFrom(...pools), { nil: undefined }),
+        target: fc.option(fc.constantFrom(...targets), { nil: undefined }),
+        ts: fc.integer({ min: 0, max: 1_000 }),
+      });
+      const filter = fc.record(
+        {
+          pool: fc.constantFrom(...pools, "nope"),
+          target: fc.constantFrom(...targets),
+          types: fc.subarray(types),
+          fromMs: fc.integer({ min: 0, max: 1_000 }),
+          toMs: fc.integer({ min: 0, max: 1_001 }),
+        },
+        { requiredKeys: [] },
+      );
+      // Bounds pick among the stored cursors, "0" and one past the newest (indexes modulo that list).
+      const bound = fc.option(fc.nat(), { nil: undefined });
+      // Runs add to one database: every run pages through what all runs so far stored.
+      let run = 0;
+      let stored: EventRecord[] = [];
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(event, { maxLength: 30 }),
+          filter,
+          fc.integer({ min: 1, max: 12 }),
+          bound,
+          bound,
+          async (events, f, limit, afterAt, beforeAt) => {
+            const r = run++;
+            if (events.length > 0) {
+              await s.appendEvents(events.map((e, i) => ({ id: `r${r}-${i}`, ...e })));
+              stored = await allEvents(s, {}, 1000);
+            }
+            const candidates = [
+              "0",
+              ...stored.map((e) => e.cursor),
+              String(Number(stored.at(-1)?.cursor ?? 0) + 5),
+            ];
+            const pick = (at: number | undefined) =>
+              at === undefined ? undefined : candidates[at % candidates.length]!;
+            const afterCursor = pick(afterAt);
+            const beforeCursor = pick(beforeAt);
+            const q: Omit<EventQuery, "limit" | "order"> = {
+              ...f,
+              ...(afterCursor === undefined ? {} : { afterCursor }),
+              ...(beforeCursor === undefined ? {} : { beforeCursor }),
+            };
+            const want = stored.filter(
+              (e) =>
+                (f.pool === undefined || e.pool === f.pool) &&
+                (f.target === undefined || e.target === f.target) &&
+                (f.types === undefined || f.types.includes(e.type)) &&
+                (f.fromMs === undefined || e.ts >= f.fromMs) &&
+                (f.toMs === undefined || e.ts < f.toMs) &&
+                (afterCursor === undefined || Number(e.cursor) > Number(afterCursor)) &&
+                (beforeCursor === undefined || Number(e.cursor) < Number(beforeCursor)),
+            );
+            const asc = await pageThrough(s, q, "asc", limit);
+            const desc = await pageThrough(s, q, "desc", limit);
+            assert.deepEqual(asc, want, "oldest first: the model");
+            assert.deepEqual(desc, [...asc].reverse(), "newest first: the reverse");
+          },
+        ),
+        { numRuns: 40, seed: 4321 },
+      );
+      assert.ok(stored.length > 100, `the runs stored events (${stored.length})`);
+    });
+
     it("refuses bad queries and bad events, and writes nothing from a refused call", async () => {
       const s = await open("n1");
       for (const afterCursor of ["abc", "-1", "1.5", " 1", "99999999999999999999", "0x10"]) {
@@ -261,8 +405,27 @@ export function runStoreContract(name: string, makeHarness: () => Promise<StoreH
           afterCursor,
         );
       }
+      for (const beforeCursor of ["abc", "-1", "1.5", " 1", "99999999999999999999", "0x10"]) {
+        await assert.rejects(
+          s.queryEvents({ limit: 10, order: "desc", beforeCursor }),
+          isCode(ErrorCode.badRequest),
+          beforeCursor,
+        );
+      }
+      for (const order of ["sideways", "DESC", "", null, 1]) {
+        await assert.rejects(
+          s.queryEvents({ limit: 10, order: order as "asc" }),
+          isCode(ErrorCode.badRequest),
+          String(order),
+        );
+      }
       for (const limit of [0, -1, 1.5, 1001, Number.NaN]) {
         await assert.rejects(s.queryEvents({ limit }), isCode(ErrorCode.badRequest), String(limit));
+        await assert.rejects(
+          s.queryEvents({ limit, order: "desc" }),
+          isCode(ErrorCode.badRequest),
+          `desc ${limit}`,
+        );
       }
       await assert.rejects(s.queryEvents({ limit: 1, fromMs: 1.5 }), isCode(ErrorCode.badRequest));
       await assert.rejects(

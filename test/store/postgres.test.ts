@@ -10,10 +10,12 @@ import {
   openPostgresStore,
   POSTGRES_SCHEMA_VERSION,
   type PostgresStore,
+  postgresEventsSelect,
   redactUrl,
 } from "../../src/store/postgres.ts";
 import { LatencySketch } from "../../src/store/sketch.ts";
-import type { LwwRecord, RollupRow, StoredEvent } from "../../src/store/types.ts";
+import type { EventQuery, LwwRecord, RollupRow, StoredEvent } from "../../src/store/types.ts";
+import { normalizeEventQuery } from "../../src/store/validate.ts";
 import { isCode, runStoreContract, type StoreHarness } from "./contract.ts";
 
 const url = process.env.VIGIL_TEST_PG ?? "";
@@ -250,6 +252,56 @@ if (url === "") {
         assert.equal(h.failures, 20);
         assert.deepEqual(h.sketch, want);
       }
+    });
+
+    it("pages newest first by walking the same index backwards that oldest first walks forwards", async () => {
+      const schema = newSchema();
+      const [s] = await openAll(schema, 1);
+      await s!.flush();
+      // Enough rows, analyzed, that the planner prefers an index to reading the table.
+      await admin.query(
+        `INSERT INTO "${schema}".vigil_events (id, ts, type, pool, target)
+         SELECT 'e' || i, i, (ARRAY['verdict.changed', 'observation.changed', 'member.alive'])[1 + i % 3],
+                'p' || (i % 4), (i % 20) || ':80'
+         FROM generate_series(1, 50000) i;
+         ANALYZE "${schema}".vigil_events`,
+      );
+      const plan = async (q: EventQuery): Promise<string> => {
+        const { sql, params } = postgresEventsSelect(`"${schema}"`, normalizeEventQuery(q));
+        const r = await admin.query<{ "QUERY PLAN": string }>(`EXPLAIN (COSTS OFF) ${sql}`, params);
+        return r.rows.map((x) => x["QUERY PLAN"].trim()).join(" | ");
+      };
+      const forwards = (p: string) =>
+        p.replaceAll("Index Scan Backward", "Index Scan").replaceAll(" DESC", "");
+      const shapes: Omit<EventQuery, "limit">[] = [
+        {},
+        { afterCursor: "5", beforeCursor: "40000" },
+        { pool: "p1" },
+        { pool: "p1", target: "5:80" },
+        { pool: "p1", target: "5:80", beforeCursor: "40000" },
+        { types: ["member.alive"] },
+        { fromMs: 100, toMs: 200 },
+      ];
+      for (const shape of shapes) {
+        const desc = await plan({ ...shape, order: "desc", limit: 100 });
+        const asc = await plan({ ...shape, order: "asc", limit: 100 });
+        assert.equal(forwards(desc), asc, JSON.stringify(shape));
+      }
+      assert.match(await plan({ order: "desc", limit: 100 }), /Index Scan Backward using vigil_events_pkey/);
+      const one = await plan({
+        pool: "p1",
+        target: "5:80",
+        beforeCursor: "40000",
+        order: "desc",
+        limit: 100,
+      });
+      assert.match(one, /Index Scan Backward using vigil_events_pool_target/);
+      assert.doesNotMatch(one, /Sort/);
+      const page = await s!.queryEvents({ pool: "p1", target: "5:80", order: "desc", limit: 3 });
+      assert.deepEqual(
+        page.events.map((e) => e.id),
+        ["e49985", "e49965", "e49945"],
+      );
     });
   });
 }

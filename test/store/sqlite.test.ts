@@ -7,7 +7,14 @@ import { DatabaseSync } from "node:sqlite";
 import { after, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { ErrorCode, type VigilError } from "../../src/core/errors.ts";
-import { openSqliteStore, SQLITE_FILE, SQLITE_SCHEMA_VERSION } from "../../src/store/sqlite.ts";
+import {
+  openSqliteStore,
+  SQLITE_FILE,
+  SQLITE_SCHEMA_VERSION,
+  sqliteEventsSelect,
+} from "../../src/store/sqlite.ts";
+import type { EventQuery } from "../../src/store/types.ts";
+import { normalizeEventQuery } from "../../src/store/validate.ts";
 import { isCode, runStoreContract, type StoreHarness } from "./contract.ts";
 
 const root = mkdtempSync(join(tmpdir(), "vigil-store-"));
@@ -163,6 +170,45 @@ describe("SQLite store: opening", () => {
     await s.setMeta("k", "v");
     assert.deepEqual(s.integrityCheck(), ["ok"]);
     await s.close();
+  });
+});
+
+describe("SQLite store: event query plans", () => {
+  it("pages newest first on the same index as oldest first, never sorting what the index orders", async () => {
+    const dir = newDir();
+    const s = await openSqliteStore({ dataDir: dir, node: "n1" });
+    await s.close();
+    const db = new DatabaseSync(join(dir, SQLITE_FILE), { readOnly: true });
+    const plan = (q: EventQuery): string => {
+      const { sql, params } = sqliteEventsSelect(normalizeEventQuery(q));
+      return (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[])
+        .map((r) => r.detail)
+        .join(" | ");
+    };
+    // [filters, whether an index gives the order]: a pool alone (the index is (pool, target,
+    // seq)) and a closed time range (the ts index) sort what they select, in either order alike.
+    const shapes: [Omit<EventQuery, "limit">, boolean][] = [
+      [{}, true],
+      [{ afterCursor: "5", beforeCursor: "90" }, true],
+      [{ pool: "web" }, false],
+      [{ pool: "web", target: "10.0.0.1:80" }, true],
+      [{ pool: "web", target: "10.0.0.1:80", beforeCursor: "90" }, true],
+      [{ target: "10.0.0.1:80" }, true],
+      [{ types: ["verdict.changed"] }, true],
+      [{ fromMs: 1, toMs: 2 }, false],
+      [{ fromMs: 1 }, true],
+    ];
+    for (const [shape, ordered] of shapes) {
+      const desc = plan({ ...shape, order: "desc", limit: 100 });
+      assert.equal(desc, plan({ ...shape, order: "asc", limit: 100 }), JSON.stringify(shape));
+      assert.equal(/TEMP B-TREE FOR ORDER BY/.test(desc), !ordered, `${JSON.stringify(shape)}: ${desc}`);
+    }
+    assert.match(plan({ order: "desc", limit: 100 }), /USING INTEGER PRIMARY KEY/);
+    assert.match(
+      plan({ pool: "web", target: "10.0.0.1:80", order: "desc", beforeCursor: "90", limit: 100 }),
+      /USING INDEX events_pool_target \(pool=\? AND target=\? AND seq>\? AND seq<\?\)/,
+    );
+    db.close();
   });
 });
 

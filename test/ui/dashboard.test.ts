@@ -226,15 +226,33 @@ pools:
     await page.screenshot({ path: screenshotPath("cluster"), fullPage: true });
   });
 
-  it("the events page shows the log and filters it by type", async () => {
+  it("the events page shows the log newest first and filters it by type", async () => {
+    interface ApiEvents {
+      events: { seq: number; type: string; target?: string }[];
+      next: number;
+      order: string;
+    }
+    const rowsLoc = "[data-testid=events] tbody tr[data-type]";
+    /** The store cursors of the rows read from pages (live rows carry none), top to bottom. */
+    const pageSeqs = () =>
+      page
+        .locator(`${rowsLoc}[data-seq]`)
+        .evaluateAll((els) => els.map((e) => Number(e.getAttribute("data-seq"))));
+    const newestBefore = (await getJson<ApiEvents>(`${base}/v1/events?limit=1`)).events[0]!.seq;
     await page.getByRole("link", { name: "Events" }).click();
-    await page.locator("[data-testid=events] tbody tr[data-type]").first().waitFor();
+    await page.locator(rowsLoc).first().waitFor();
+    await eventually(async () => (await pageSeqs()).length > 0, "rows from the newest page");
+    const seqs = await pageSeqs();
+    assert.ok(seqs[0]! >= newestBefore, `the newest event on top: ${seqs[0]} >= ${newestBefore}`);
+    for (let i = 1; i < seqs.length; i++)
+      assert.ok(seqs[i]! < seqs[i - 1]!, `newest first at row ${i}: ${seqs}`);
+
     const onlyType = async (type: string) => {
       await page.getByLabel("Type").selectOption(type);
       await page.getByRole("button", { name: "Apply filters" }).click();
       await eventually(async () => {
         const types = await page
-          .locator("[data-testid=events] tbody tr[data-type]")
+          .locator(rowsLoc)
           .evaluateAll((els) => els.map((e) => e.getAttribute("data-type")));
         return types.length > 0 && types.every((t) => t === type);
       }, `only ${type} rows`);
@@ -242,6 +260,59 @@ pools:
     await onlyType("target.admin");
     const admin = page.locator("[data-testid=events] tr[data-type='target.admin']", { hasText: web[2]!.key });
     assert.match(await admin.first().innerText(), /→ maint\s+disk swap/);
+
+    // A new event arrives over the stream and goes on top, above the page read before it.
+    const other = web[4]!;
+    const setAdmin = async (state: string, reason?: string) => {
+      const r = await fetch(`${base}/v1/pools/web/targets/${other.key}/admin`, {
+        method: "PUT",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(reason === undefined ? { state } : { state, reason }),
+      });
+      assert.equal(r.status, 200);
+    };
+    await setAdmin("drain", "live to the top");
+    const top = page.locator(rowsLoc).first();
+    await eventually(
+      async () =>
+        /→ drain\s+live to the top/.test(await top.innerText()) &&
+        (await top.innerText()).includes(other.key),
+      "the live admin event on top",
+    );
+    assert.equal(await top.getAttribute("data-live"), "true", "it came over the stream");
+    await setAdmin("none");
+    await eventually(
+      async () => /→ none/.test(await top.innerText()) && (await top.innerText()).includes(other.key),
+      "the next one above it",
+    );
+    assert.match(await page.locator(rowsLoc).nth(1).innerText(), /→ drain\s+live to the top/);
+    await page.screenshot({ path: screenshotPath("events-live") });
+
+    // Older pages on demand: past a page of admin changes, "Older events" adds the rest below,
+    // continuing exactly where the API's own paging does.
+    for (let i = 0; i < 60; i++) {
+      await setAdmin("drain", `burst ${i}`);
+      await setAdmin("none");
+    }
+    const adminEvents = () => getJson<ApiEvents>(`${base}/v1/events?type=target.admin&order=desc&limit=1000`);
+    await eventually(async () => (await adminEvents()).events.length >= 123, "the burst in the store");
+    await eventually(
+      async () => (await page.locator(`${rowsLoc}[data-live]`).count()) >= 120,
+      "the burst, live",
+    );
+    await page.getByRole("button", { name: "Newest" }).click();
+    const want = (await adminEvents()).events.map((e) => e.seq);
+    await eventually(
+      async () => JSON.stringify(await pageSeqs()) === JSON.stringify(want.slice(0, 100)),
+      "the newest page of 100, newest first",
+    );
+    assert.equal(await page.locator(`${rowsLoc}[data-live]`).count(), 0, "a fresh page");
+    await page.getByTestId("events-older").click();
+    await eventually(async () => (await pageSeqs()).length === want.length, "the older events below");
+    assert.deepEqual(await pageSeqs(), want);
+    await page.getByText("No older events.").waitFor();
+    assert.equal(await page.getByTestId("events-older").isDisabled(), true);
+
     await onlyType("verdict.changed");
     await page.screenshot({ path: screenshotPath("events"), fullPage: true });
   });

@@ -1,6 +1,6 @@
 // The history routes (docs/api.md):
 //
-//   GET /v1/events                                    the event log from the store (cursors, filters)
+//   GET /v1/events                                    the event log: the store's, else the in-memory ring
 //   GET /v1/pools/{pool}/targets/{host:port}/history  rollups of every observer, merged per step
 //   GET /v1/uptime?pool=&target=&window=              availability, incidents, MTTR
 //
@@ -73,7 +73,8 @@ const bad = (message: string, path: string): VigilError =>
 
 /**
  * Serves the history routes: a promise of true when the request was one of them, false when it
- * was not (the caller goes on to other routes). /v1/events is served only with a store.
+ * was not (the caller goes on to other routes). /v1/events is served from the store when the
+ * node has one, else from its in-memory ring, with the same parameters either way.
  */
 export function serveHistoryRoute(
   ctx: HistoryRouteContext,
@@ -85,9 +86,12 @@ export function serveHistoryRoute(
   const [a, b, c, d, e, f] = segments;
   if (a !== "v1") return false;
   let handler: (() => Promise<unknown>) | undefined;
-  if (b === "events" && segments.length === 2 && ctx.history !== undefined) {
-    const history = ctx.history;
-    handler = () => eventsFromStore(history, url, ctx.wallMs());
+  if (b === "events" && segments.length === 2) {
+    handler = async () => {
+      const r = parseEventsRequest(url, ctx.wallMs());
+      const history = ctx.history;
+      return history === undefined ? eventsFromMemory(ctx.events, r) : eventsFromStore(history, r);
+    };
   } else if (b === "uptime" && segments.length === 2) {
     handler = () => uptime(ctx, url);
   } else if (
@@ -202,25 +206,69 @@ function iso(ms: number): string {
   return Number.isFinite(d.getTime()) ? d.toISOString() : String(ms);
 }
 
-// ── GET /v1/events from the store ───────────────────────────────────────────
+// ── GET /v1/events ──────────────────────────────────────────────────────────
 
-const eventParams = ["since", "limit", "pool", "target", "type", "from", "to"] as const;
+const eventParams = ["since", "before", "order", "limit", "pool", "target", "type", "from", "to"] as const;
 
-async function eventsFromStore(history: History, url: URL, nowMs: number): Promise<unknown> {
+/** Events per page when `limit` is not given. */
+export const EVENTS_PAGE_DEFAULT = 100;
+
+/** A checked `GET /v1/events` request; the same for the store and the in-memory ring. */
+export interface EventsRequest {
+  /**
+   * "asc" pages oldest first with `since`, "desc" newest first with `before`. Without `order`:
+   * "asc" when `since` is given, else "desc" (a bare request answers with the newest events).
+   */
+  order: "asc" | "desc";
+  /** asc: after this cursor (exclusive), 0 from the start. */
+  since: number;
+  /** desc: before this cursor (exclusive); undefined from the newest. */
+  before: number | undefined;
+  limit: number;
+  pool: string | undefined;
+  target: string | undefined;
+  types: string[] | undefined;
+  fromMs: number | undefined;
+  toMs: number | undefined;
+}
+
+function cursorParam(url: URL, name: "since" | "before"): number | undefined {
+  const raw = url.searchParams.get(name);
+  if (raw === null) return undefined;
+  if (!/^\d{1,16}$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
+    throw bad(`${name} must be a non-negative integer cursor, got ${JSON.stringify(raw.slice(0, 64))}`, name);
+  }
+  return Number(raw);
+}
+
+/** Checks the query of `GET /v1/events`; a bad or conflicting parameter is a 400 naming it. */
+export function parseEventsRequest(url: URL, nowMs: number): EventsRequest {
   checkParams(url, eventParams);
-  const since = url.searchParams.get("since");
-  if (since !== null && !/^\d{1,16}$/.test(since)) {
+  const since = cursorParam(url, "since");
+  const before = cursorParam(url, "before");
+  const orderRaw = url.searchParams.get("order");
+  if (orderRaw !== null && orderRaw !== "asc" && orderRaw !== "desc") {
+    throw bad(`order must be "asc" or "desc", got ${JSON.stringify(orderRaw.slice(0, 64))}`, "order");
+  }
+  if (since !== undefined && before !== undefined) {
     throw bad(
-      `since must be a non-negative integer cursor, got ${JSON.stringify(since.slice(0, 64))}`,
-      "since",
+      "before cannot be combined with since: since pages oldest first (order=asc), before newest first (order=desc)",
+      "before",
     );
   }
+  const order = orderRaw ?? (since !== undefined ? "asc" : "desc");
+  if (order === "asc" && before !== undefined) {
+    throw bad("before pages newest first: use it with order=desc, or page oldest first with since", "before");
+  }
+  if (order === "desc" && since !== undefined) {
+    throw bad("since pages oldest first: use it with order=asc, or page newest first with before", "since");
+  }
   const limitRaw = url.searchParams.get("limit");
-  let limit = 100;
+  let limit = EVENTS_PAGE_DEFAULT;
   if (limitRaw !== null) {
     if (!/^\d{1,4}$/.test(limitRaw) || Number(limitRaw) < 1 || Number(limitRaw) > limits.maxEventsPerPage) {
       throw bad(
-        `limit must be an integer between 1 and ${limits.maxEventsPerPage}, got ${JSON.stringify(limitRaw)}`,
+        `limit must be an integer between 1 and ${limits.maxEventsPerPage}, got ${JSON.stringify(limitRaw.slice(0, 64))}`,
         "limit",
       );
     }
@@ -244,18 +292,53 @@ async function eventsFromStore(history: History, url: URL, nowMs: number): Promi
   if (fromMs !== undefined && toMs !== undefined && fromMs >= toMs) {
     throw bad(`from must be before to, got from ${iso(fromMs)} and to ${iso(toMs)}`, "from");
   }
-  const pool = nameParam(url, "pool", false);
-  const target = nameParam(url, "target", false);
-  const page = await history.queryEvents({
+  return {
+    order,
+    since: since ?? 0,
+    before,
     limit,
-    ...(since === null ? {} : { afterCursor: since }),
-    ...(pool === undefined ? {} : { pool }),
-    ...(target === undefined ? {} : { target }),
-    ...(types === undefined ? {} : { types }),
-    ...(fromMs === undefined ? {} : { fromMs }),
-    ...(toMs === undefined ? {} : { toMs }),
+    pool: nameParam(url, "pool", false),
+    target: nameParam(url, "target", false),
+    types,
+    fromMs,
+    toMs,
+  };
+}
+
+async function eventsFromStore(history: History, r: EventsRequest): Promise<unknown> {
+  const page = await history.queryEvents({
+    order: r.order,
+    limit: r.limit,
+    ...(r.order === "asc" ? { afterCursor: String(r.since) } : {}),
+    ...(r.before === undefined ? {} : { beforeCursor: String(r.before) }),
+    ...(r.pool === undefined ? {} : { pool: r.pool }),
+    ...(r.target === undefined ? {} : { target: r.target }),
+    ...(r.types === undefined ? {} : { types: r.types }),
+    ...(r.fromMs === undefined ? {} : { fromMs: r.fromMs }),
+    ...(r.toMs === undefined ? {} : { toMs: r.toMs }),
   });
-  return { events: page.events.map(apiEvent), next: Number(page.nextCursor), source: history.store.kind };
+  return {
+    events: page.events.map(apiEvent),
+    next: Number(page.nextCursor),
+    order: r.order,
+    source: history.store.kind,
+  };
+}
+
+/** Without a store: this process's ring, with the same parameters and paging. */
+function eventsFromMemory(log: EventLog, r: EventsRequest): unknown {
+  const page = log.query({
+    order: r.order,
+    since: r.since,
+    limit: r.limit,
+    ...(r.before === undefined ? {} : { before: r.before }),
+    ...(r.pool === undefined ? {} : { pool: r.pool }),
+    ...(r.target === undefined ? {} : { target: r.target }),
+    ...(r.types === undefined ? {} : { types: new Set(r.types) }),
+    ...(r.fromMs === undefined ? {} : { fromMs: r.fromMs }),
+    ...(r.toMs === undefined ? {} : { toMs: r.toMs }),
+  });
+  return { events: page.events, next: page.next, order: r.order, source: "memory" };
 }
 
 /** An event as the API shows it: the in-memory shape (`seq` = the store's cursor), plus `id`. */

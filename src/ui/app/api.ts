@@ -62,7 +62,10 @@ export interface Member {
 }
 
 export interface VigilEvent {
+  /** The cursor of the log that answered: the store's, or the in-memory ring's (SSE ids). */
   seq: number;
+  /** Deterministic, on events read from a store (none on the live stream). */
+  id?: string;
   ts: number;
   type: string;
   pool?: string;
@@ -75,7 +78,10 @@ export interface VigilEvent {
 
 export interface EventsPage {
   events: VigilEvent[];
+  /** Pass as `since` (order asc) or `before` (order desc) for the next page. */
   next: number;
+  order: "asc" | "desc";
+  source: "sqlite" | "postgres" | "memory";
 }
 
 export interface PoolSummary {

@@ -9,30 +9,32 @@ import {
   type PoolSummary,
   type VigilEvent,
 } from "./api.ts";
+import { type EventRow, pageRows, withLiveOnTop, withOlderBelow } from "./event-rows.ts";
 import { formatTime } from "./format.ts";
 
-// The event log, oldest first as the API pages it: cursors move forward (`next`), a stack of
-// earlier cursors moves back, and "Newest" walks to the end. On the last page, new events
-// arrive live over a stream with the same filters.
+// The event log, newest first: the API's newest page (`order=desc`), older pages below it on
+// demand (`before` = the last page's `next`), and new events over a stream with the same
+// filters, on top as they happen.
 
 const PAGE_SIZE = 100;
-/** "Newest" reads at most this many pages of 1000 to find the end. */
-const MAX_WALK_PAGES = 50;
+/** Live rows shown above the page before the page is read afresh (the newest PAGE_SIZE). */
 const MAX_LIVE_ROWS = 500;
 
 export function EventsPage() {
   const [filter, setFilter] = useState<EventsFilter>({ types: [], pool: "", target: "" });
   const [draft, setDraft] = useState({ type: "", pool: "", target: "" });
   const [pools, setPools] = useState<PoolSummary[]>([]);
-  const [events, setEvents] = useState<VigilEvent[]>([]);
-  const [cursor, setCursor] = useState(0);
-  const [next, setNext] = useState(0);
-  const [back, setBack] = useState<number[]>([]);
-  const [atEnd, setAtEnd] = useState(false);
+  const [rows, setRows] = useState<readonly EventRow[]>([]);
+  /** `before` for the next older page; undefined once the oldest event is shown. */
+  const [older, setOlder] = useState<number | undefined>();
+  const [source, setSource] = useState<Page["source"] | undefined>();
   const [live, setLive] = useState(true);
   const [error, setError] = useState<string | undefined>();
   const [busy, setBusy] = useState(false);
-  const liveSeq = useRef(0);
+  // Live events that arrive while the newest page is being read wait here, then merge into it.
+  const pending = useRef<VigilEvent[] | undefined>([]);
+  const request = useRef(0);
+  const liveCount = useRef(0);
 
   useEffect(() => {
     getJson<{ pools: PoolSummary[] }>("/v1/pools").then(
@@ -41,70 +43,86 @@ export function EventsPage() {
     );
   }, []);
 
-  const load = useCallback(
-    async (since: number) => {
-      setBusy(true);
-      try {
-        const page = await getJson<Page>(`/v1/events?${eventsQuery(filter, { since, limit: PAGE_SIZE })}`);
-        setEvents(page.events);
-        setCursor(since);
-        setNext(page.next);
-        setAtEnd(page.events.length < PAGE_SIZE);
-        liveSeq.current = page.next;
-        setError(undefined);
-      } catch (e) {
-        setError(e instanceof ApiError ? e.message : String(e));
-      } finally {
-        setBusy(false);
-      }
-    },
-    [filter],
-  );
-
-  const newest = useCallback(async () => {
+  const loadNewest = useCallback(async () => {
+    const mine = ++request.current;
+    pending.current = [];
+    liveCount.current = 0;
     setBusy(true);
     try {
-      let since = 0;
-      let last: VigilEvent[] = [];
-      for (let i = 0; i < MAX_WALK_PAGES; i++) {
-        const page = await getJson<Page>(`/v1/events?${eventsQuery(filter, { since, limit: 1000 })}`);
-        if (page.events.length > 0) last = [...last, ...page.events].slice(-PAGE_SIZE);
-        if (page.events.length < 1000 || page.next <= since) break;
-        since = page.next;
-      }
-      const start = last.length === PAGE_SIZE ? last[0]!.seq - 1 : 0;
-      setBack([]);
-      await load(start);
+      const page = await getJson<Page>(
+        `/v1/events?${eventsQuery(filter, { order: "desc", limit: PAGE_SIZE })}`,
+      );
+      if (mine !== request.current) return;
+      let merged: readonly EventRow[] = pageRows(page.events);
+      for (const e of pending.current ?? []) merged = withLiveOnTop(merged, e);
+      pending.current = undefined;
+      setRows(merged);
+      setOlder(page.events.length < PAGE_SIZE ? undefined : page.next);
+      setSource(page.source);
+      setError(undefined);
     } catch (e) {
+      if (mine !== request.current) return;
       setError(e instanceof ApiError ? e.message : String(e));
-      setBusy(false);
+      // The rows shown stay; what arrived meanwhile goes on top of them.
+      const missed = pending.current ?? [];
+      pending.current = undefined;
+      setRows((cur) => missed.reduce(withLiveOnTop, cur));
+    } finally {
+      if (mine === request.current) setBusy(false);
     }
-  }, [filter, load]);
+  }, [filter]);
+
+  const loadOlder = useCallback(async () => {
+    if (older === undefined) return;
+    const mine = ++request.current;
+    setBusy(true);
+    try {
+      const page = await getJson<Page>(
+        `/v1/events?${eventsQuery(filter, { order: "desc", before: older, limit: PAGE_SIZE })}`,
+      );
+      if (mine !== request.current) return;
+      setRows((cur) => withOlderBelow(cur, page.events));
+      setOlder(page.events.length < PAGE_SIZE ? undefined : page.next);
+      setError(undefined);
+    } catch (e) {
+      if (mine === request.current) setError(e instanceof ApiError ? e.message : String(e));
+    } finally {
+      if (mine === request.current) setBusy(false);
+    }
+  }, [filter, older]);
 
   useEffect(() => {
-    setBack([]);
-    newest();
-  }, [newest]);
+    loadNewest();
+  }, [loadNewest]);
 
-  // live tail on the last page: a stream with the same filters, resuming after what we show
+  // Live: a stream with the same filters from now on; each new event goes on top. The stream's
+  // ids are not the store's cursors, so it starts at "now" rather than after the page.
   useEffect(() => {
-    if (!live || !atEnd) return;
-    const q = eventsQuery(filter, liveSeq.current > 0 ? { since: liveSeq.current } : {});
-    const es = new EventSource(`/v1/events/stream?${q}`);
+    if (!live) return;
+    const q = eventsQuery(filter);
+    const es = new EventSource(`/v1/events/stream${q === "" ? "" : `?${q}`}`);
     const on = (m: MessageEvent<string>) => {
+      let e: VigilEvent;
       try {
-        const e = JSON.parse(m.data) as VigilEvent;
-        if (e.seq <= liveSeq.current) return;
-        liveSeq.current = e.seq;
-        setEvents((cur) => [...cur, e].slice(-MAX_LIVE_ROWS));
-        setNext(e.seq);
+        e = JSON.parse(m.data) as VigilEvent;
       } catch {
-        // a malformed frame is skipped, the stream goes on
+        return; // a malformed frame is skipped, the stream goes on
       }
+      if (pending.current !== undefined) {
+        pending.current.push(e);
+        return;
+      }
+      if (++liveCount.current > MAX_LIVE_ROWS) {
+        loadNewest();
+        return;
+      }
+      setRows((cur) => withLiveOnTop(cur, e));
     };
     for (const t of eventTypes) es.addEventListener(t, on as EventListener);
+    // The node could not replay what this page missed: read the newest page again.
+    for (const t of ["gap", "dropped"]) es.addEventListener(t, () => loadNewest());
     return () => es.close();
-  }, [live, atEnd, filter]);
+  }, [live, filter, loadNewest]);
 
   const apply = (e: Event) => {
     e.preventDefault();
@@ -162,50 +180,22 @@ export function EventsPage() {
           <input
             type="checkbox"
             checked={live}
-            onChange={(e) => setLive((e.currentTarget as HTMLInputElement).checked)}
+            onChange={(e) => {
+              const on = (e.currentTarget as HTMLInputElement).checked;
+              setLive(on);
+              // Back on: what happened while it was off comes with the newest page.
+              if (on) loadNewest();
+            }}
           />
-          Live on the newest page
+          Live: new events on top
         </label>
       </form>
       <nav class="pager" aria-label="Event pages">
-        <button
-          type="button"
-          disabled={busy || cursor === 0}
-          onClick={() => {
-            setBack([]);
-            load(0);
-          }}
-        >
-          « Oldest
+        <button type="button" disabled={busy} onClick={() => loadNewest()}>
+          Newest
         </button>
-        <button
-          type="button"
-          disabled={busy || back.length === 0}
-          onClick={() => {
-            const prev = back.at(-1) ?? 0;
-            setBack(back.slice(0, -1));
-            load(prev);
-          }}
-        >
-          ← Older
-        </button>
-        <button
-          type="button"
-          disabled={busy || atEnd}
-          onClick={() => {
-            setBack([...back, cursor]);
-            load(next);
-          }}
-        >
-          Newer →
-        </button>
-        <button type="button" disabled={busy} onClick={() => newest()}>
-          Newest »
-        </button>
-        <span class="muted" aria-live="polite">
-          {busy
-            ? "Loading…"
-            : `${events.length} events after cursor ${cursor}${atEnd ? " · newest page" : ""}`}
+        <span class="muted" aria-live="polite" data-testid="events-status">
+          {busy ? "Loading…" : `${rows.length} events, newest first`}
         </span>
       </nav>
       {error ? (
@@ -215,7 +205,7 @@ export function EventsPage() {
       ) : null}
       <div class="table-wrap">
         <table class="data" data-testid="events">
-          <caption class="sr-only">Events, oldest first</caption>
+          <caption class="sr-only">Events, newest first</caption>
           <thead>
             <tr>
               <th scope="col">#</th>
@@ -228,16 +218,23 @@ export function EventsPage() {
             </tr>
           </thead>
           <tbody>
-            {events.length === 0 && !busy ? (
+            {rows.length === 0 && !busy ? (
               <tr>
                 <td colSpan={7} class="muted">
                   No events match.
                 </td>
               </tr>
             ) : null}
-            {events.map((e) => (
-              <tr key={e.seq} data-type={e.type}>
-                <td class="num">{e.seq}</td>
+            {rows.map((e) => (
+              <tr
+                key={e.key}
+                data-type={e.type}
+                data-seq={e.live ? undefined : e.seq}
+                data-live={e.live || undefined}
+              >
+                <td class="num" title={seqTitle(e, source)}>
+                  {e.live && source !== "memory" ? "live" : e.seq}
+                </td>
                 <td>{formatTime(e.ts)}</td>
                 <td>{e.type}</td>
                 <td class="mono">
@@ -259,6 +256,24 @@ export function EventsPage() {
           </tbody>
         </table>
       </div>
+      <div class="pager">
+        <button
+          type="button"
+          disabled={busy || older === undefined}
+          onClick={() => loadOlder()}
+          data-testid="events-older"
+        >
+          Older events
+        </button>
+        {older === undefined && rows.length > 0 ? <span class="muted">No older events.</span> : null}
+      </div>
     </>
   );
+}
+
+function seqTitle(e: EventRow, source: Page["source"] | undefined): string | undefined {
+  if (!e.live) return source === "memory" ? "in-memory sequence number" : "store cursor";
+  return source === "memory"
+    ? "arrived live; in-memory sequence number"
+    : "arrived live: the stream numbers events apart from the store (Newest shows its store cursor)";
 }

@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useRef, useState } from "preact/hooks";
+import { useCallback, useEffect, useState } from "preact/hooks";
 import {
   ApiError,
   type EventsPage,
@@ -9,6 +9,7 @@ import {
   type VigilEvent,
 } from "./api.ts";
 import { LatencyChart } from "./chart.tsx";
+import { eventKey, withLiveAtEnd } from "./event-rows.ts";
 import { formatDuration, formatLatency, formatSince, formatTime, stateLabel } from "./format.ts";
 import { type LatencyPoint, parseHistory, recentToPoints, timelineSegments } from "./history.ts";
 import { useLiveEvents, useTick } from "./live.tsx";
@@ -18,8 +19,7 @@ import { useLiveEvents, useTick } from "./live.tsx";
 // and the admin actions.
 
 const DETAIL_POLL_MS = 5_000;
-/** Event pages read for one target's timeline at most (1000 events each). */
-const MAX_EVENT_PAGES = 20;
+/** The newest events about the target that the timeline shows, at most (one page). */
 const MAX_EVENTS_KEPT = 500;
 const windows = [
   { label: "1 hour", ms: 3_600_000 },
@@ -45,10 +45,9 @@ interface HistoryAnswer {
 export function TargetPage({ pool, target }: { pool: string; target: string }) {
   const [detail, setDetail] = useState<TargetDetail | undefined>();
   const [error, setError] = useState<string | undefined>();
-  const [events, setEvents] = useState<VigilEvent[]>([]);
+  const [events, setEvents] = useState<readonly VigilEvent[]>([]);
   const [windowMs, setWindowMs] = useState(windows[0]!.ms);
   const [history, setHistory] = useState<History | undefined>();
-  const lastSeq = useRef(0);
   useTick(1000);
 
   const loadDetail = useCallback(() => {
@@ -62,24 +61,17 @@ export function TargetPage({ pool, target }: { pool: string; target: string }) {
   }, [pool, target]);
 
   const loadEvents = useCallback(async () => {
-    const got: VigilEvent[] = [];
-    let since = 0;
-    for (let i = 0; i < MAX_EVENT_PAGES; i++) {
-      const q = new URLSearchParams({
-        pool,
-        target,
-        type: "verdict.changed,target.admin,observation.changed",
-        limit: "1000",
-        since: String(since),
-      });
-      const page = await getJson<EventsPage>(`/v1/events?${q}`);
-      got.push(...page.events);
-      if (got.length > MAX_EVENTS_KEPT) got.splice(0, got.length - MAX_EVENTS_KEPT);
-      if (page.events.length < 1000 || page.next <= since) break;
-      since = page.next;
-    }
-    lastSeq.current = got.at(-1)?.seq ?? 0;
-    setEvents(got);
+    // The newest events about the target, in one page newest first; the timeline reads them
+    // oldest first.
+    const q = new URLSearchParams({
+      pool,
+      target,
+      type: "verdict.changed,target.admin,observation.changed",
+      order: "desc",
+      limit: String(MAX_EVENTS_KEPT),
+    });
+    const page = await getJson<EventsPage>(`/v1/events?${q}`);
+    setEvents(page.events.slice().reverse());
   }, [pool, target]);
 
   const loadHistory = useCallback(
@@ -140,10 +132,8 @@ export function TargetPage({ pool, target }: { pool: string; target: string }) {
   const onEvent = useCallback(
     (e: VigilEvent) => {
       if (e.pool !== pool || e.target !== target) return;
-      if (e.seq > lastSeq.current) {
-        lastSeq.current = e.seq;
-        setEvents((cur) => [...cur.slice(-(MAX_EVENTS_KEPT - 1)), e]);
-      }
+      // The stream's ids are not the store's cursors: an event already read is known by its fields.
+      setEvents((cur) => withLiveAtEnd(cur, e, MAX_EVENTS_KEPT));
       loadDetail();
     },
     [pool, target, loadDetail],
@@ -280,7 +270,7 @@ function Timeline({
   setWindowMs,
   now,
 }: {
-  events: VigilEvent[];
+  events: readonly VigilEvent[];
   current: string;
   windowMs: number;
   setWindowMs: (ms: number) => void;
@@ -356,7 +346,7 @@ function Timeline({
               </tr>
             ) : null}
             {changes.slice(0, 100).map((e) => (
-              <tr key={e.seq}>
+              <tr key={eventKey(e)}>
                 <td>{formatTime(e.ts)}</td>
                 <td>{e.type === "verdict.changed" ? "verdict" : "admin"}</td>
                 <td>
