@@ -122,6 +122,61 @@ describe("ObservationMap: writes and deltas", () => {
     a.localWrite("t", up(0));
     assert.equal(a.observationsOf("t").length, stateLimits.maxRegistersPerTarget + 1);
   });
+
+  it("on a full target, the evict choice decides which register gives way", () => {
+    const asked: { held: string[]; incoming: string }[] = [];
+    // Keeps the highest n: the lowest, incoming included, gives way.
+    const a = new ObservationMap<Obs>({
+      self: "a",
+      maxRegistersPerTarget: 3,
+      evict: (_t, held, incoming) => {
+        asked.push({ held: held.map((r) => r.observer).sort(), incoming: incoming.observer });
+        return [...held, incoming].sort((x, y) => x.value.n - y.value.n)[0]!.observer;
+      },
+    });
+    a.localWrite("t", up(0));
+    a.applyDelta([
+      { targetId: "t", observer: "o1", counter: 1, value: up(10) },
+      { targetId: "t", observer: "o2", counter: 1, value: up(20) },
+    ]);
+    // Full (a, o1, o2): o3 outranks o1, which goes; our own register is never offered.
+    const changed = a.applyDelta([{ targetId: "t", observer: "o3", counter: 1, value: up(30) }]);
+    assert.deepEqual(asked, [{ held: ["o1", "o2"], incoming: "o3" }]);
+    assert.deepEqual(
+      changed.map((r) => r.observer),
+      ["o3"],
+    );
+    assert.deepEqual(
+      a
+        .observationsOf("t")
+        .map((r) => r.observer)
+        .sort(),
+      ["a", "o2", "o3"],
+    );
+    // An incoming register the choice ranks lowest is refused.
+    assert.deepEqual(a.applyDelta([{ targetId: "t", observer: "o4", counter: 1, value: up(5) }]), []);
+    assert.deepEqual(
+      a
+        .observationsOf("t")
+        .map((r) => r.observer)
+        .sort(),
+      ["a", "o2", "o3"],
+    );
+    // A choice naming an observer the target does not hold refuses too.
+    const b = new ObservationMap<Obs>({ self: "b", maxRegistersPerTarget: 1, evict: () => "nobody" });
+    b.applyDelta([{ targetId: "t", observer: "o1", counter: 1, value: up(1) }]);
+    assert.deepEqual(b.applyDelta([{ targetId: "t", observer: "o2", counter: 1, value: up(2) }]), []);
+    assert.equal(a.stats().droppedOverLimit, 2);
+    // The evicted register is gone from the anti-entropy index too: a peer is not offered it.
+    const peer = map("p");
+    const reply = a.missingFor(peer.vector(), big);
+    assert.deepEqual(reply.registers.map((r) => r.observer).sort(), ["a", "o2", "o3"]);
+    // Updates to registers held are not arrivals: no choice is asked for.
+    asked.length = 0;
+    a.applyDelta([{ targetId: "t", observer: "o2", counter: 2, value: up(1) }]);
+    assert.deepEqual(asked, []);
+    assert.equal(a.get("t", "o2")?.value.n, 1);
+  });
 });
 
 describe("ObservationMap: anti-entropy", () => {

@@ -235,6 +235,11 @@ export class NodeCore {
     broadcastsTooBig: 0,
   };
 
+  /** Replication broadcasts dropped because the queue was full (the oldest, most-sent go). */
+  get broadcastsDropped(): number {
+    return this.broadcasts.dropped;
+  }
+
   constructor(opts: NodeCoreOptions) {
     this.opts = opts;
     this.name = opts.name;
@@ -246,6 +251,7 @@ export class NodeCore {
       self: opts.name,
       counterStart: opts.counterStart,
       ...(opts.tombstoneRetentionMs === undefined ? {} : { retentionMs: opts.tombstoneRetentionMs }),
+      evict: (id, held, incoming) => this.registerToEvict(id, held, incoming),
     });
     this.scheduler = new Scheduler({ maxConcurrent: opts.maxConcurrentChecks, random: opts.random });
     this.broadcasts = new BroadcastQueue({
@@ -612,6 +618,36 @@ export class NodeCore {
     return out;
   }
 
+  /**
+   * A target holds the most registers the map keeps and one more observer reports: which
+   * register gives way. Owners' never; then observers no longer live; then the non-owner
+   * checked longest ago. Nodes that each ran alone for a while (seeds unreachable at start)
+   * leave a register on every target; refusing newcomers would keep the owners' out for good.
+   */
+  private registerToEvict(
+    targetId: string,
+    held: readonly Register<Observation>[],
+    incoming: Register<Observation>,
+  ): string {
+    const owners = this.placement.owners(targetId);
+    const worth = (r: Register<Observation>): number =>
+      owners.includes(r.observer)
+        ? Number.POSITIVE_INFINITY
+        : this.isLive(r.observer)
+          ? (r.value.lastCheckedWallMs ?? 0)
+          : Number.NEGATIVE_INFINITY;
+    let victim = incoming;
+    let least = worth(incoming);
+    for (const r of held) {
+      const w = worth(r);
+      if (w < least || (w === least && r.observer > victim.observer)) {
+        victim = r;
+        least = w;
+      }
+    }
+    return victim.observer;
+  }
+
   private recomputeVerdict(t: TargetRt): void {
     const ps = this.pools.get(t.pool);
     if (ps === undefined) return;
@@ -705,8 +741,16 @@ export class NodeCore {
 
   /** Merges pool entries from a peer and passes on what was news (pools are rare). */
   private mergePools(entries: readonly LwwEntry<unknown>[]): void {
-    const news = newsIn(this.poolMap, entries);
-    for (const c of this.poolMap.applyDelta(entries, this.wallMs)) this.applyPoolChange(c, "replicated");
+    // Every node writes its config file's pools at start with its own clock, so each node
+    // joining with the cluster's config puts a newer stamp on the same document. Only a change
+    // of content is applied and passed on: passing on every stamp started one fan-out epidemic
+    // per joiner (O(n²) exchanges, each carrying the pool, at 500 nodes). A newer stamp alone
+    // is merged (LWW stays convergent) and left to periodic anti-entropy.
+    const news = newsIn(this.poolMap, entries).filter((e) => !sameContent(this.poolMap.entry(e.key), e));
+    for (const c of this.poolMap.applyDelta(entries, this.wallMs)) {
+      if (c.before !== undefined && c.after !== undefined && sameJson(c.before, c.after)) continue;
+      this.applyPoolChange(c, "replicated");
+    }
     for (const e of news) this.queueBroadcast({ t: "pools", entries: [e] }, `p:${e.key}`);
   }
 
@@ -1104,6 +1148,18 @@ function validStateEntry(s: StateEntry): { kind: StateKind; entry: LwwEntry<unkn
   const value = s.kind === "pool" ? decodePoolDoc(s.value) : decodeAdmin(s.value);
   if (value === undefined) return undefined;
   return { kind: s.kind, entry: { key: s.key, ts, value, deleted: false } };
+}
+
+/** Whether an entry changes nothing but the stamp of the one held. */
+function sameContent<V>(held: LwwEntry<V> | undefined, e: LwwEntry<V>): boolean {
+  if (held === undefined) return false;
+  if (held.deleted || e.deleted) return held.deleted && e.deleted;
+  return sameJson(held.value, e.value);
+}
+
+/** Equal JSON documents; a different key order counts as different (it only costs a re-apply). */
+function sameJson(a: unknown, b: unknown): boolean {
+  return a === b || JSON.stringify(a) === JSON.stringify(b);
 }
 
 /** The entries newer than what the map holds for their key: news to pass on. */

@@ -4,7 +4,10 @@
 export const stateLimits = {
   /** Characters in a target id, observer name or LWW key; longer input is rejected on decode. */
   maxIdChars: 1024,
-  /** Registers kept per target; a delta adding one more observer to a full target is dropped. */
+  /**
+   * Registers kept per target. A register from one more observer is refused, unless the map
+   * was given an eviction choice (the node core: it gives up a stale non-owner's register).
+   */
   maxRegistersPerTarget: 64,
   /** Registers in one decoded delta or exchange reply; larger input is rejected. */
   maxDecodeRegisters: 100_000,

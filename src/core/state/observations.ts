@@ -24,7 +24,10 @@
 //
 // Merge is deliberately the plain per-register max (and pointwise max of vectors), a
 // lattice join: a "drop what the vector covers but we lack" rule would keep stale deltas out a
-// little longer, but makes the result depend on merge order.
+// little longer, but makes the result depend on merge order. One exception, at a bound: a
+// target keeps at most maxRegistersPerTarget registers. Past it a newcomer is refused, or with
+// an `evict` choice takes another's slot; either way what a replica holds of that target then
+// depends on arrival order, and a dropped register is not fetched again (the vector covers it).
 //
 // Removed targets are hidden, not erased, for a retention period: their registers keep
 // merging and answering anti-entropy (so a target re-added in that window comes back whole on
@@ -78,7 +81,7 @@ export interface ExchangeBudget {
   sizeOf?: (r: Register<unknown>) => number;
 }
 
-export interface ObservationMapOptions {
+export interface ObservationMapOptions<V = unknown> {
   /** This node's name: the observer of its own writes. */
   self: string;
   /** The last counter this node used before this boot (persisted, or a boot epoch); default 0. */
@@ -87,6 +90,15 @@ export interface ObservationMapOptions {
   retentionMs?: number;
   maxRemovedTargets?: number;
   maxReapedObservers?: number;
+  /** Registers kept per target; default stateLimits.maxRegistersPerTarget. */
+  maxRegistersPerTarget?: number;
+  /**
+   * A register from a new observer arrives for a target that is full: the observer whose
+   * register gives way, one of `held` or `incoming.observer`. Default: the incoming one (it
+   * is refused). The map knows nothing of who owns a target; the node does, and the
+   * registers that decide verdicts must not be the ones a flood of stale ones keeps out.
+   */
+  evict?: (targetId: string, held: readonly Register<V>[], incoming: Register<V>) => string;
 }
 
 export interface ObservationStats {
@@ -97,7 +109,7 @@ export interface ObservationStats {
   removedTargets: number;
   hiddenRegisters: number;
   reapedObservers: number;
-  /** Deltas refused because their target already had maxRegistersPerTarget observers. */
+  /** Registers that met a full target (maxRegistersPerTarget): refused, or evicted one held. */
   droppedOverLimit: number;
 }
 
@@ -139,6 +151,8 @@ export class ObservationMap<V> {
   private readonly retentionMs: number;
   private readonly maxRemovedTargets: number;
   private readonly maxReapedObservers: number;
+  private readonly maxRegistersPerTarget: number;
+  private readonly evict: ObservationMapOptions<V>["evict"];
 
   private ownCounter: number;
   /** V[self] only follows the counter once it reaches this (see the header). */
@@ -155,7 +169,7 @@ export class ObservationMap<V> {
   private readonly names = new Map<string, string>();
   private droppedOverLimit = 0;
 
-  constructor(opts: ObservationMapOptions) {
+  constructor(opts: ObservationMapOptions<V>) {
     assert(opts.self.length > 0 && opts.self.length <= stateLimits.maxIdChars, "self must be a valid name");
     const start = opts.counterStart ?? 0;
     assert(start === 0 || isCounter(start), "counterStart must be a non-negative safe integer");
@@ -163,6 +177,9 @@ export class ObservationMap<V> {
     this.retentionMs = opts.retentionMs ?? stateLimits.retentionMsDefault;
     this.maxRemovedTargets = opts.maxRemovedTargets ?? stateLimits.maxRemovedTargetsDefault;
     this.maxReapedObservers = opts.maxReapedObservers ?? stateLimits.maxReapedObserversDefault;
+    this.maxRegistersPerTarget = opts.maxRegistersPerTarget ?? stateLimits.maxRegistersPerTarget;
+    assert(this.maxRegistersPerTarget >= 1, "maxRegistersPerTarget must be >= 1");
+    this.evict = opts.evict;
     assert(
       this.retentionMs >= 0 && this.maxRemovedTargets >= 0 && this.maxReapedObservers >= 0,
       "bad bounds",
@@ -499,13 +516,32 @@ export class ObservationMap<V> {
       if (entry === undefined) {
         entry = { targetId: r.targetId, slots: [], hidden: false };
         this.entries.set(r.targetId, entry);
-      } else if (entry.slots.length >= stateLimits.maxRegistersPerTarget) {
+      } else if (entry.slots.length >= this.maxRegistersPerTarget) {
         this.droppedOverLimit++;
-        return;
+        if (!this.evictFor(entry, r)) return;
       }
       this.addSlot(entry, this.intern(r.observer), r.counter, r.value);
     }
     if (!entry.hidden) changed.push(r);
+  }
+
+  /**
+   * A full target and a register from a new observer: asks `evict` which gives way. Returns
+   * whether the incoming register may take a slot (another observer's was dropped for it).
+   * Our own register never gives way. The dropped register is not fetched again by
+   * anti-entropy once our vector covers it; a newer write by its observer is a new arrival.
+   */
+  private evictFor(entry: Entry<V>, incoming: Register<V>): boolean {
+    if (this.evict === undefined) return false;
+    const held = entry.slots
+      .filter((s) => s.observer !== this.self)
+      .map((s) => ({ targetId: entry.targetId, observer: s.observer, counter: s.counter, value: s.value }));
+    const victim = this.evict(entry.targetId, held, incoming);
+    const i = entry.slots.findIndex((s) => s.observer === victim && s.observer !== this.self);
+    if (victim === incoming.observer || i < 0) return false;
+    this.dropSlots({ targetId: entry.targetId, slots: [entry.slots[i]!], hidden: entry.hidden });
+    entry.slots.splice(i, 1);
+    return true;
   }
 
   private addSlot(entry: Entry<V>, observer: string, counter: number, value: V): void {
