@@ -16,12 +16,34 @@ import {
   formatAgentReply,
   maxAgentRequestBytes,
   noChangeReply,
+  parseAgentRequestBytes,
 } from "../core/agent-check/codec.ts";
 import { assert } from "../core/assert.ts";
+import { ConnList, type Linked } from "./conn-list.ts";
+
+const LF = 0x0a;
+
+/**
+ * The decision for a connection's first chunk when it holds the whole request line (HAProxy's
+ * single write), parsed where it lies: the same decision AgentRequestDecoder would reach, without
+ * copying the line into a decoder's buffer. Undefined when a decoder must gather more bytes (or
+ * judge a line too long).
+ */
+export function firstChunkStep(chunk: Uint8Array): AgentDecodeStep | undefined {
+  const lf = chunk.indexOf(LF);
+  if (lf < 0 || lf >= maxAgentRequestBytes) return undefined;
+  return { type: "done", result: parseAgentRequestBytes(chunk.subarray(0, lf)) };
+}
 
 /** Connections served at once. HAProxy opens one per server per `agent-inter`, each lives a few
  * milliseconds; 1024 covers thousands of servers at 2 s. More are closed at once and counted. */
 export const agentMaxConnectionsDefault = 1024;
+
+/** Connections the kernel may hold accepted-but-not-yet-taken while the event loop is busy (a
+ * GC pause, a burst of HAProxy checks falling due together). Past it, new connections' SYNs are
+ * dropped and HAProxy's check waits a 1 s retransmit: at 5,000 lookups/s Node's default of 511
+ * covers a 100 ms stall, this one most of a second. The kernel caps it at net.core.somaxconn. */
+export const agentListenBacklog = 4096;
 
 /** How long a connection may take to deliver its request line, from accept. HAProxy sends its
  * line right after connecting; a client that has not within 2 s is stuck or hostile. */
@@ -140,13 +162,49 @@ class Counters implements AgentServerStats {
 
 const verdictStates = new Set<AgentRequestOutcome>(["up", "down", "unknown", "maint", "drain"]);
 
+/** One accepted connection: when it must have delivered its line, and how it ended. */
+interface AgentConn extends Linked<AgentConn> {
+  readonly socket: Socket;
+  readonly deadlineMs: number;
+  outcome: AgentRequestOutcome | undefined;
+}
+
 export async function startAgentServer(opts: AgentServerOptions): Promise<AgentServer> {
   const maxConnections = opts.maxConnections ?? agentMaxConnectionsDefault;
   const idleTimeoutMs = opts.idleTimeoutMs ?? agentIdleTimeoutMsDefault;
   assert(Number.isInteger(maxConnections) && maxConnections >= 1, "maxConnections must be an integer ≥ 1");
   assert(Number.isFinite(idleTimeoutMs) && idleTimeoutMs > 0, "idleTimeoutMs must be positive");
   const stats = new Counters();
-  const open = new Set<Socket>();
+  // In accept order, which is deadline order: every connection gets the same bound.
+  const open = new ConnList<AgentConn>();
+
+  // Exactly one outcome per connection; the first one to happen wins.
+  const settle = (c: AgentConn, o: AgentRequestOutcome): void => {
+    if (c.outcome !== undefined) return;
+    c.outcome = o;
+    stats.requests[o]++;
+  };
+
+  // One timer for every connection's idle bound, not one per connection: at thousands of
+  // lookups a second a timer each costs more than the lookup. It fires at the oldest deadline
+  // (connections live milliseconds, so usually long gone by then) and re-arms for the next.
+  let sweepTimer: NodeJS.Timeout | undefined;
+  const sweep = (): void => {
+    sweepTimer = undefined;
+    const now = performance.now();
+    for (const c of open) {
+      if (c.deadlineMs > now) break;
+      settle(c, "idle_timeout");
+      open.remove(c); // destroy() closes asynchronously; do not visit it again
+      c.socket.destroy();
+    }
+    armSweep(now);
+  };
+  const armSweep = (now: number): void => {
+    if (sweepTimer !== undefined || open.head === undefined) return;
+    sweepTimer = setTimeout(sweep, Math.max(1, Math.ceil(open.head.deadlineMs - now)));
+    sweepTimer.unref();
+  };
 
   const serve = (socket: Socket): void => {
     if (open.size >= maxConnections) {
@@ -155,27 +213,28 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
       socket.destroy();
       return;
     }
-    open.add(socket);
-    stats.activeConnections = open.size;
-    socket.setNoDelay(true);
-    const decoder = new AgentRequestDecoder(maxAgentRequestBytes);
-    // Exactly one outcome per connection; the first one to happen wins.
-    let outcome: AgentRequestOutcome | undefined;
-    const settle = (o: AgentRequestOutcome): void => {
-      if (outcome !== undefined) return;
-      outcome = o;
-      stats.requests[o]++;
+    const now = performance.now();
+    const conn: AgentConn = {
+      socket,
+      deadlineMs: now + idleTimeoutMs,
+      outcome: undefined,
+      prev: undefined,
+      next: undefined,
+      listed: false,
     };
-    const timer = setTimeout(() => {
-      settle("idle_timeout");
-      socket.destroy();
-    }, idleTimeoutMs);
+    open.push(conn);
+    stats.activeConnections = open.size;
+    armSweep(now);
+    // No setNoDelay: the reply is the connection's only write, and Nagle never holds back the
+    // first segment, so the syscall would buy nothing.
+    // Created only when the line does not arrive whole in the first chunk; HAProxy's does.
+    let decoder: AgentRequestDecoder | undefined;
 
     const answer = (step: AgentDecodeStep): void => {
-      if (step.type !== "done" || outcome !== undefined) return;
+      if (step.type !== "done" || conn.outcome !== undefined) return;
       const { result } = step;
       if (!result.ok) {
-        settle("bad_request");
+        settle(conn, "bad_request");
         stats.badRequestKinds[result.error.kind]++;
         socket.end(noChangeReply);
         return;
@@ -185,30 +244,41 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
         verdict = opts.lookup(result.request.pool, result.request.target);
       } catch {
         // A node that is stopping or a broken lookup must not take HAProxy's servers down.
-        settle("error");
+        settle(conn, "error");
         socket.end(noChangeReply);
         return;
       }
-      if (verdict === undefined) settle("unknown_target");
-      else settle(verdictStates.has(verdict.state) ? verdict.state : "unknown");
+      if (verdict === undefined) settle(conn, "unknown_target");
+      else settle(conn, verdictStates.has(verdict.state) ? verdict.state : "unknown");
       socket.end(formatAgentReply(verdict));
     };
 
-    socket.on("data", (chunk: Buffer) => answer(decoder.push(chunk)));
+    socket.on("data", (chunk: Buffer) => {
+      if (conn.outcome !== undefined) return; // answered, cut off or failed: the rest is ignored
+      if (decoder === undefined) {
+        const step = firstChunkStep(chunk);
+        if (step !== undefined) {
+          answer(step);
+          return;
+        }
+        decoder = new AgentRequestDecoder(maxAgentRequestBytes);
+      }
+      answer(decoder.push(chunk));
+    });
     socket.on("end", () => {
-      answer(decoder.end());
+      if (conn.outcome === undefined)
+        answer((decoder ?? new AgentRequestDecoder(maxAgentRequestBytes)).end());
       // Already decided before the peer's FIN (a timeout, say): close our side too.
       if (!socket.writableEnded) socket.end();
     });
     socket.on("error", () => {
-      settle("error");
+      settle(conn, "error");
       socket.destroy();
     });
     socket.on("close", () => {
-      clearTimeout(timer);
       // A peer that reset the connection before deciding anything.
-      settle("error");
-      open.delete(socket);
+      settle(conn, "error");
+      open.remove(conn);
       stats.activeConnections = open.size;
     });
   };
@@ -218,7 +288,7 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
   const server: Server = createServer({ allowHalfOpen: true }, serve);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(opts.port, opts.host, () => {
+    server.listen({ port: opts.port, host: opts.host, backlog: agentListenBacklog }, () => {
       server.off("error", reject);
       resolve();
     });
@@ -237,7 +307,8 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
     close: () => {
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
-        for (const s of open) s.destroy();
+        if (sweepTimer !== undefined) clearTimeout(sweepTimer);
+        for (const c of open) c.socket.destroy();
       });
       return closing;
     },

@@ -1,8 +1,13 @@
 import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
-import type { AgentVerdict } from "../../src/core/agent-check/codec.ts";
-import { type AgentServer, startAgentServer } from "../../src/serve/agent-server.ts";
+import fc from "fast-check";
+import {
+  AgentRequestDecoder,
+  type AgentVerdict,
+  maxAgentRequestBytes,
+} from "../../src/core/agent-check/codec.ts";
+import { type AgentServer, firstChunkStep, startAgentServer } from "../../src/serve/agent-server.ts";
 import { eventually } from "../helpers/origins.ts";
 
 // The agent server on real sockets (127.0.0.1, port 0): what HAProxy would read back, and
@@ -203,6 +208,41 @@ describe("agent server: answers", () => {
   });
 });
 
+describe("agent server: the first chunk's shortcut", () => {
+  it("decides exactly as the decoder does whenever it decides (property)", () => {
+    const line = fc.oneof(
+      fc.constantFrom(
+        "web/127.0.0.1:8001",
+        "web/[0::1]:80",
+        "Web/x:1",
+        "web/",
+        "",
+        "a/b:1\r",
+        " web/10.0.0.1:80 ",
+      ),
+      fc.string({ unit: "binary-ascii", maxLength: 40 }),
+      fc.string({ unit: "binary", maxLength: 20 }),
+    );
+    const chunk = fc
+      .tuple(line, fc.constantFrom("\n", "\r\n", "", "\nmore\n"), fc.nat(maxAgentRequestBytes + 20))
+      .map(([l, end, pad]) => Buffer.from("x".repeat(pad % 3 === 0 ? pad : 0) + l + end, "utf8"));
+    fc.assert(
+      fc.property(chunk, (bytes) => {
+        const fast = firstChunkStep(bytes);
+        const slow = new AgentRequestDecoder(maxAgentRequestBytes).push(bytes);
+        if (fast !== undefined) assert.deepEqual(fast, slow);
+        // It declines only what the decoder cannot finish, or finishes as too long.
+        else
+          assert.ok(
+            slow.type === "need_more" ||
+              (slow.type === "done" && !slow.result.ok && slow.result.error.kind === "line_too_long"),
+          );
+      }),
+      { seed: 5, numRuns: 400 },
+    );
+  });
+});
+
 describe("agent server: bounds", () => {
   let server: AgentServer;
   const held: Socket[] = [];
@@ -229,6 +269,45 @@ describe("agent server: bounds", () => {
     assert.ok(x.elapsedMs >= 90, `cut after ${x.elapsedMs}ms, before the bound`);
     assert.ok(x.elapsedMs < 1_000, `cut after ${x.elapsedMs}ms, long after the bound`);
     assert.equal(server.stats.idleTimeouts - before, 1);
+  });
+
+  it("cuts off each connection at its own bound, one timer for all of them", async () => {
+    const before = server.stats.idleTimeouts;
+    const first = await open(server.port);
+    const firstDone = collect(first);
+    await new Promise((r) => setTimeout(r, 60));
+    const second = await open(server.port);
+    const secondDone = collect(second);
+    const [a, b] = await Promise.all([firstDone, secondDone]);
+    for (const x of [a, b]) {
+      assert.ok(x.elapsedMs >= 90, `cut after ${x.elapsedMs}ms, before the bound`);
+      assert.ok(x.elapsedMs < 1_000, `cut after ${x.elapsedMs}ms, long after the bound`);
+    }
+    assert.equal(server.stats.idleTimeouts - before, 2);
+  });
+
+  it("releases an answered connection the client holds open, at the same bound", async () => {
+    const before = { ...server.stats.requests };
+    const s = await open(server.port);
+    s.allowHalfOpen = true;
+    let reply = "";
+    s.on("data", (d) => {
+      reply += d;
+    });
+    s.on("error", () => {});
+    const ended = new Promise<void>((r) => s.once("end", () => r()));
+    s.write("web/127.0.0.1:80\n");
+    try {
+      // The server's FIN comes with the answer; the client never closes its side, and the
+      // server lets go of the connection once the bound passes instead of holding it.
+      await ended;
+      assert.equal(reply, "up ready\n");
+      await eventually(() => server.stats.activeConnections === 0, "connection released", 2_000);
+      assert.equal(server.stats.requests.up - before.up, 1);
+      assert.equal(server.stats.idleTimeouts - before.idle_timeout, 0, "answered, so not an idle timeout");
+    } finally {
+      s.destroy();
+    }
   });
 
   it("bounds the whole request, so trickling bytes does not keep a connection alive", async () => {

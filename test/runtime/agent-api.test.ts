@@ -3,6 +3,7 @@ import { connect } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { createProber } from "../../src/checkers/index.ts";
 import { parseConfigText } from "../../src/config/load.ts";
+import { formatAgentReply } from "../../src/core/agent-check/codec.ts";
 import { SeededRandom } from "../../src/core/random.ts";
 import { systemClock } from "../../src/runtime/clock.ts";
 import { silentLogger } from "../../src/runtime/log.ts";
@@ -120,6 +121,27 @@ pools:
     const text = await (await fetch(`${base}/metrics`)).text();
     assert.match(text, /vigil_agent_requests_total\{result="up"\} 1/);
     assert.match(text, /vigil_agent_requests_total\{result="unknown_target"\} 1/);
+  });
+
+  it("the agent server's lookup gives the same reply as the full lookup, in every admin state", () => {
+    try {
+      for (const admin of ["none", "maint", "drain"] as const) {
+        for (const key of [good.key, bad.key]) {
+          node.setAdmin("web", key, { state: admin, ...(admin === "none" ? {} : { reason: "ops" }) });
+          const full = node.lookupTarget("web", key);
+          const lean = node.agentVerdict("web", key);
+          assert.ok(full !== undefined && lean !== undefined);
+          assert.equal(formatAgentReply(lean), formatAgentReply(full), `${key} ${admin}`);
+          assert.equal(lean.state, full.state);
+          assert.equal(lean.health, full.health);
+        }
+      }
+      assert.equal(formatAgentReply(node.agentVerdict("web", bad.key)), "down drain #ops\n");
+      assert.equal(node.agentVerdict("web", "127.0.0.1:1"), undefined);
+      assert.equal(node.agentVerdict("nope", good.key), undefined);
+    } finally {
+      for (const key of [good.key, bad.key]) node.setAdmin("web", key, { state: "none" });
+    }
   });
 
   it("GET /v1/pools counts targets by state", async () => {

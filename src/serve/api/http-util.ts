@@ -24,7 +24,11 @@ export function httpStatusFor(e: VigilError): number {
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
+  sendJsonText(res, status, JSON.stringify(body));
+}
+
+/** Sends JSON already serialized. The fast path (fast-path.ts) writes these same headers. */
+export function sendJsonText(res: ServerResponse, status: number, text: string): void {
   res.writeHead(status, {
     "content-type": "application/json; charset=utf-8",
     "content-length": Buffer.byteLength(text),
@@ -33,13 +37,18 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
   res.end(text);
 }
 
-export function sendError(res: ServerResponse, e: VigilError, extraHeaders?: Record<string, string>): void {
+/** The JSON body of an error answer: `{"error": {"code", "message", "path"?}}`. */
+export function errorBody(e: VigilError): string {
   const body: { error: { code: string; message: string; path?: string } } = {
     error: { code: e.code, message: e.message },
   };
   if (e.path !== undefined) body.error.path = e.path;
+  return JSON.stringify(body);
+}
+
+export function sendError(res: ServerResponse, e: VigilError, extraHeaders?: Record<string, string>): void {
   if (extraHeaders) for (const [k, v] of Object.entries(extraHeaders)) res.setHeader(k, v);
-  sendJson(res, httpStatusFor(e), body);
+  sendJsonText(res, httpStatusFor(e), errorBody(e));
 }
 
 /** Reads a JSON request body, refusing more than `maxBytes` (413) and bad JSON (400). */
