@@ -17,6 +17,8 @@ usage:
                                      grpc://host:port[/service], tls://host:port  (exit 0 up, 1 down)
   vigil status [pool[/target]] [--server URL] [--json]                table of verdicts
   vigil members [--server URL] [--json]                               the membership view
+      status and members: --token-file FILE | --token T (or VIGIL_TOKEN) when the API needs a
+      token; --ca FILE to trust a private CA for an https:// server
   vigil keygen                                                        a new base64 gossip key
 
 exit codes: 0 ok, 1 failure of the thing asked about, 2 bad usage or bad config`;

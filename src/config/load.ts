@@ -7,6 +7,7 @@ import type { z } from "zod";
 import { assert, unreachable } from "../core/assert.ts";
 import { ErrorCode, VigilError } from "../core/errors.ts";
 import { limits } from "../core/limits.ts";
+import { TargetsAllow } from "./allow.ts";
 import { formatDurationMs } from "./duration.ts";
 import { formatPath } from "./messages.ts";
 import {
@@ -70,6 +71,21 @@ export function parseConfigText(text: string, fileLabel: string): VigilConfig {
   }
   // `node:` absent or empty: every node setting takes its default.
   const config: VigilConfig = { node: doc.node ?? nodeSchema.parse({}), pools, rawPools };
+  const allowList = config.node.targetsAllow;
+  if (allowList !== undefined) {
+    // The file is held to the node's own list like any other pool write (docs/security.md).
+    const allow = new TargetsAllow(allowList);
+    for (const [name, spec] of pools) {
+      const refused = allow.firstRefused(spec.targets);
+      if (refused !== undefined) {
+        throw configError(
+          allow.refusal(refused.target),
+          ["pools", name, "targets", refused.index],
+          fileLabel,
+        );
+      }
+    }
+  }
   if (doc.alerts !== undefined) config.alerts = doc.alerts;
   return config;
 }
@@ -84,6 +100,16 @@ export function parsePoolDocument(name: string, doc: unknown, defaults: PoolDefa
   const parsed = poolSchema.safeParse(doc);
   if (!parsed.success) throw issueError(parsed.error.issues, doc, [], undefined);
   return resolvePool(name, parsed.data, defaults, { pool: [] }, undefined);
+}
+
+/**
+ * Throws VigilError(config) with the path of the first target outside `allow`
+ * (`targets[2]`, relative to the pool, as a `PUT /v1/pools/{pool}` error carries it).
+ */
+export function assertPoolAllowed(spec: PoolSpec, allow: TargetsAllow): void {
+  const refused = allow.firstRefused(spec.targets);
+  if (refused !== undefined)
+    throw configError(allow.refusal(refused.target), ["targets", refused.index], undefined);
 }
 
 /** Validates a `defaults:` document on its own (paths relative to it). */

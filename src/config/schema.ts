@@ -8,7 +8,7 @@
 import { isIPv6 } from "node:net";
 import { hostname } from "node:os";
 import { z } from "zod";
-import { isVigilError } from "../core/errors.ts";
+import { ErrorCode, isVigilError, VigilError } from "../core/errors.ts";
 import { limits } from "../core/limits.ts";
 import {
   AddressProblem,
@@ -18,6 +18,7 @@ import {
   isIPv4,
   parseHostPort,
 } from "./address.ts";
+import { allowLimits, parseAllowRule } from "./allow.ts";
 import { formatDurationMs, parseDurationMs } from "./duration.ts";
 import {
   historyConfigLimits,
@@ -29,6 +30,7 @@ import {
   type StoreSetting,
 } from "./history.ts";
 import { describeValue, didYouMean, expectedGot, unknownKeyMessage } from "./messages.ts";
+import { readCertFile, readKeyFile, readTokenFile, secretLimits, tokenProblem } from "./secrets.ts";
 import type {
   AlertDeliverySpec,
   AlertRuleSpec,
@@ -36,6 +38,8 @@ import type {
   AlertStormSpec,
   AlertsSpec,
   AlertTransition,
+  ApiTlsSpec,
+  ApiTokenSpec,
   DnsCheckSpec,
   GrpcCheckSpec,
   HttpCheckSpec,
@@ -753,6 +757,168 @@ const retentionSchema = mapping(
   return r;
 });
 
+// ── node API security: tokens, TLS, targets_allow (docs/security.md) ──
+
+function parseInlineToken(input: unknown): string {
+  // A secret is never echoed, not even a wrong-typed one.
+  if (typeof input !== "string") {
+    throw new FieldProblem(
+      `expected a token string, got ${typeof input === "number" ? "a number" : describeValue(input)}`,
+    );
+  }
+  const p = tokenProblem(input, "");
+  if (p !== undefined) throw new FieldProblem(p);
+  return input;
+}
+
+const apiTokenSchema = mapping(
+  {
+    name: nameLike("a token name"),
+    scope: oneOf(["read", "write"]),
+    token: custom(parseInlineToken).optional(),
+    token_file: text("a path to a file holding the token", configLimits.maxPathChars).optional(),
+  },
+  "a token: a mapping with name, scope and token_file (or token)",
+  "a token",
+).transform((doc, ctx): ApiTokenSpec => {
+  const fail = (path: PropertyKey[], message: string) => {
+    ctx.issues.push({ code: "custom", path, message, input: doc });
+    return z.NEVER;
+  };
+  if (doc.token !== undefined && doc.token_file !== undefined) {
+    return fail(["token"], "expected token_file or token, not both");
+  }
+  if (doc.token_file !== undefined) {
+    let token: string;
+    try {
+      token = readTokenFile(doc.token_file);
+    } catch (e) {
+      if (!isVigilError(e)) throw e;
+      return fail(["token_file"], e.message);
+    }
+    return { name: doc.name, scope: doc.scope, token, tokenFile: doc.token_file };
+  }
+  if (doc.token !== undefined) return { name: doc.name, scope: doc.scope, token: doc.token };
+  return fail(
+    ["token_file"],
+    "missing required key: expected token_file (a file holding the token) or token",
+  );
+});
+
+const apiTokensSchema = z
+  .array(apiTokenSchema, {
+    error: expecting("a list of tokens like [{ name: ops, scope: write, token_file: /etc/vigil/ops.token }]"),
+  })
+  .min(1, {
+    error: () => "expected at least one token, got an empty list (leave api_tokens out for an open API)",
+  })
+  .max(secretLimits.maxTokens, { error: () => `expected at most ${secretLimits.maxTokens} tokens` })
+  .superRefine((tokens, ctx) => {
+    const names = new Map<string, number>();
+    const secrets = new Map<string, number>();
+    tokens.forEach((t, i) => {
+      const sameName = names.get(t.name);
+      if (sameName !== undefined) {
+        ctx.addIssue({
+          code: "custom",
+          path: [i, "name"],
+          message: `duplicate token name ${JSON.stringify(t.name)}: [${sameName}] and [${i}] have the same name`,
+          input: t.name,
+        });
+        return;
+      }
+      const sameSecret = secrets.get(t.token);
+      if (sameSecret !== undefined) {
+        // Which scope would a request with it have? Refuse rather than pick one.
+        ctx.addIssue({
+          code: "custom",
+          path: [i],
+          message: `token ${JSON.stringify(t.name)} has the same secret as [${sameSecret}]: every token must be different`,
+          input: t.name,
+        });
+        return;
+      }
+      names.set(t.name, i);
+      secrets.set(t.token, i);
+    });
+  });
+
+const pemPath = (what: string) => text(`a path to ${what}`, configLimits.maxPathChars);
+
+const apiTlsSchema = mapping(
+  {
+    cert: pemPath("a PEM certificate (chain) file"),
+    key: pemPath("a PEM private key file"),
+    ca: pemPath("a PEM CA bundle").optional(),
+  },
+  "a mapping with cert and key (and optionally ca)",
+  "api_tls",
+).transform((doc, ctx): ApiTlsSpec => {
+  const fail = (key: string, e: unknown) => {
+    if (!isVigilError(e)) throw e;
+    ctx.issues.push({ code: "custom", path: [key], message: e.message, input: doc });
+    return z.NEVER;
+  };
+  let cert: ReturnType<typeof readCertFile>;
+  let key: ReturnType<typeof readKeyFile>;
+  try {
+    cert = readCertFile(doc.cert);
+  } catch (e) {
+    return fail("cert", e);
+  }
+  try {
+    key = readKeyFile(doc.key);
+  } catch (e) {
+    return fail("key", e);
+  }
+  if (!cert.leaf.checkPrivateKey(key.key)) {
+    return fail(
+      "key",
+      new VigilError(
+        ErrorCode.config,
+        `the key in ${JSON.stringify(doc.key)} does not belong to the certificate in ${JSON.stringify(doc.cert)} (the first certificate must be the server's own)`,
+      ),
+    );
+  }
+  const spec: ApiTlsSpec = { certFile: doc.cert, keyFile: doc.key, cert: cert.pem, key: key.pem };
+  if (doc.ca !== undefined) {
+    try {
+      spec.ca = readCertFile(doc.ca, "CA file").pem;
+    } catch (e) {
+      return fail("ca", e);
+    }
+    spec.caFile = doc.ca;
+  }
+  return spec;
+});
+
+const targetsAllowSchema = z
+  .array(
+    custom((input) => parseAllowRule(input).text),
+    { error: expecting(`a list of CIDRs and host patterns like ["10.0.0.0/8", "*.svc.internal"]`) },
+  )
+  .min(1, {
+    error: () =>
+      "expected at least one CIDR or host pattern, got an empty list (leave targets_allow out to allow any target)",
+  })
+  .max(allowLimits.maxRules, { error: () => `expected at most ${allowLimits.maxRules} entries` })
+  .superRefine((rules, ctx) => {
+    const first = new Map<string, number>();
+    rules.forEach((r, i) => {
+      const j = first.get(r);
+      if (j === undefined) {
+        first.set(r, i);
+        return;
+      }
+      ctx.addIssue({
+        code: "custom",
+        path: [i],
+        message: `duplicate entry ${JSON.stringify(r)}: [${j}] and [${i}] are the same`,
+        input: r,
+      });
+    });
+  });
+
 export const nodeSchema = mapping(
   {
     name: nameLike("a node name").optional(),
@@ -785,6 +951,9 @@ export const nodeSchema = mapping(
     max_concurrent_checks: integer(1, limits.maxConcurrentChecksCeiling, "a number of checks").optional(),
     store: custom(parseStore).optional(),
     retention: retentionSchema.optional(),
+    api_tls: apiTlsSchema.optional(),
+    api_tokens: apiTokensSchema.optional(),
+    targets_allow: targetsAllowSchema.optional(),
   },
   "a mapping of node settings",
   "node",
@@ -806,6 +975,9 @@ export const nodeSchema = mapping(
   // Optional keys until NodeSpec carries them: absent means the defaults (historySettingsOf).
   if (doc.store !== undefined) (spec as NodeSpec & NodeHistoryKeys).store = doc.store;
   if (doc.retention !== undefined) (spec as NodeSpec & NodeHistoryKeys).retention = doc.retention;
+  if (doc.api_tls !== undefined) spec.apiTls = doc.api_tls;
+  if (doc.api_tokens !== undefined) spec.apiTokens = doc.api_tokens;
+  if (doc.targets_allow !== undefined) spec.targetsAllow = doc.targets_allow;
   return spec;
 });
 

@@ -109,6 +109,39 @@ export interface NodeSpec {
   profile: Profile;
   encryptKeys: string[]; // base64, 32 bytes each
   maxConcurrentChecks: number;
+  /** HTTPS for the API and dashboard (`node.api_tls`); absent = plain HTTP. docs/security.md. */
+  apiTls?: ApiTlsSpec;
+  /** Bearer tokens for the API (`node.api_tokens`); absent = the API is open. docs/security.md. */
+  apiTokens?: ApiTokenSpec[];
+  /** The CIDRs and host patterns pool targets must match (`node.targets_allow`), canonical
+   * text; absent = any target. Compiled by src/config/allow.ts. docs/security.md. */
+  targetsAllow?: string[];
+}
+
+// ── API security (docs/security.md) ──
+
+export type ApiScope = "read" | "write";
+
+export interface ApiTokenSpec {
+  /** Names the token in logs and metrics; the secret itself never appears there. */
+  name: string;
+  scope: ApiScope;
+  /** The secret, read from `token_file` (trimmed) or given inline as `token`. */
+  token: string;
+  /** The file it was read from, when it came from one. */
+  tokenFile?: string;
+}
+
+export interface ApiTlsSpec {
+  certFile: string;
+  keyFile: string;
+  /** PEM, read and checked at load. */
+  cert: string;
+  key: string;
+  /** A PEM CA bundle the node trusts for its peers' API certificates instead of the system
+   * store (`api_tls.ca`). */
+  caFile?: string;
+  ca?: string;
 }
 
 export interface VigilConfig {

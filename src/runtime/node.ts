@@ -21,6 +21,7 @@ import { type ApiBackend, type ApiServer, startApiServer } from "../serve/api/se
 import { targetsRoute } from "../serve/api/targets-route.ts";
 import { type DnsServer, startDnsServer } from "../serve/dns-server.ts";
 import { createNodeMetrics, type NodeMetrics } from "../serve/metrics.ts";
+import { createNodeSecurity, type NodeSecurity } from "../serve/security.ts";
 import { EventStreams } from "../serve/sse.ts";
 import { serveUi } from "../serve/ui-static.ts";
 import { VERSION } from "../version.ts";
@@ -120,6 +121,8 @@ export class VigilNode implements ApiBackend {
   private readonly inFlight = new Map<string, Promise<void>>();
   private readonly abort = new AbortController();
   private api: ApiServer | undefined;
+  /** Tokens and TLS for the API, the peer client, the targets_allow guard (docs/security.md). */
+  readonly security: NodeSecurity;
   private agent: AgentServer | undefined;
   private dns: DnsServer | undefined;
   /** Alerts (the config's `alerts:`), running from start() to stop(); docs/alerts.md. */
@@ -157,6 +160,7 @@ export class VigilNode implements ApiBackend {
     this.events.subscribe((e) => this.metrics.eventsTotal.labels(e.type).inc());
     this.streams = new EventStreams(this.events);
     this.registerClusterMetrics();
+    this.security = createNodeSecurity(config.node, { logger: this.log, registry: this.metrics.registry });
     if (config.alerts !== undefined) {
       const alerts = new AlertManager({
         spec: config.alerts,
@@ -251,6 +255,8 @@ export class VigilNode implements ApiBackend {
       port: aport,
       backend: this,
       onRequest: (route, code) => this.metrics.httpRequests.labels(route, String(code)).inc(),
+      ...(this.security.auth === undefined ? {} : { auth: this.security.auth }),
+      ...(this.security.tls === undefined ? {} : { tls: this.security.tls }),
     });
     this.membership = new Membership({
       name: this.name,
@@ -274,7 +280,7 @@ export class VigilNode implements ApiBackend {
       this.agent = await startAgentServer({
         host: h,
         port: p,
-        lookup: (pool, t) => this.lookupTarget(pool, t),
+        lookup: (pool, t) => this.agentVerdict(pool, t),
       });
       this.registerAgentMetrics(this.agent);
     }
@@ -521,6 +527,13 @@ export class VigilNode implements ApiBackend {
   }
 
   private startCheck(id: string, spec: PoolSpec, target: TargetAddr, lagMs: number): void {
+    if (this.security.guard !== undefined && !this.security.guard.mayCheck(spec.name, target)) {
+      // Outside this node's targets_allow (a pool written elsewhere): never probed, no
+      // observation written; the slot is freed and the target comes round again as usual.
+      this.core.scheduler.complete(id, this.now(), "normal");
+      this.pumpSoon();
+      return;
+    }
     this.metrics.schedulerLag.observe(lagMs / 1000);
     if (checkStartChannel.hasSubscribers) checkStartChannel.publish({ node: this.name, id, lagMs });
     const p = this.deps.prober
@@ -588,6 +601,21 @@ export class VigilNode implements ApiBackend {
       reason = v.reason;
     }
     return { state, reason, health: t.verdict };
+  }
+
+  /**
+   * The agent server's lookup: lookupTarget's answer, except that the reason is worked out only
+   * for a target whose health is down, the only one whose reply carries it (`down ready #why`,
+   * `down drain #why`). Every other reply is the same without it, and skips the full target view.
+   */
+  agentVerdict(
+    pool: string,
+    target: string,
+  ): { state: Effective; reason: string; health: Health } | undefined {
+    const t = this.core.target(pool, target);
+    if (t === undefined) return undefined;
+    if (t.verdict === "down") return this.lookupTarget(pool, target);
+    return { state: this.core.effective(t), reason: "", health: t.verdict };
   }
 
   healthyTargets(pool: string): TargetAddr[] | undefined {
@@ -778,7 +806,12 @@ export class VigilNode implements ApiBackend {
   getPool(name: string): unknown | undefined {
     const p = this.core.poolSpec(name);
     if (p === undefined) return undefined;
-    const targets = (this.core.targetsOf(name) ?? []).map((t) => this.core.view(t));
+    const guard = this.security.guard;
+    const targets = (this.core.targetsOf(name) ?? []).map((t) => {
+      const v = this.core.view(t);
+      guard?.annotate(v, this.name);
+      return v;
+    });
     return {
       name,
       spec: poolToDocument(p.spec),
@@ -789,6 +822,7 @@ export class VigilNode implements ApiBackend {
   }
 
   putPool(name: string, doc: unknown): { created: boolean; pool: unknown } {
+    this.security.guard?.assertPoolDocument(name, doc);
     const { created } = this.core.putPool(name, doc, this.now(), this.wall(), "api");
     this.pump();
     return { created, pool: this.getPool(name) };
@@ -800,10 +834,16 @@ export class VigilNode implements ApiBackend {
     return ok;
   }
 
+  hasPool(name: string): boolean {
+    return this.core.poolSpec(name) !== undefined;
+  }
+
   getTarget(pool: string, target: string): unknown | undefined {
     const t = this.core.target(pool, target);
     if (t === undefined) return undefined;
-    return { ...this.core.view(t), recent: t.recent };
+    const v = { ...this.core.view(t), recent: t.recent };
+    this.security.guard?.annotate(v, this.name);
+    return v;
   }
 
   setAdmin(pool: string, target: string, body: unknown): unknown {
@@ -842,6 +882,7 @@ export class VigilNode implements ApiBackend {
       this,
       () => this.history,
       () => this.wall(),
+      this.security.peers,
     );
     const history = serveHistoryRoute(this.historyRoutes, req, res, segments, url);
     if (history !== false) return history;

@@ -22,6 +22,7 @@ import type { History } from "../../runtime/history.ts";
 import { LatencySketch } from "../../store/sketch.ts";
 import { type EventRecord, ROLLUP_STEP_MS, type RollupBucket, storeLimits } from "../../store/types.ts";
 import { sendError, sendJson } from "./http-util.ts";
+import { openPeerClient, type PeerClient } from "./peer-client.ts";
 
 const MINUTE_MS = ROLLUP_STEP_MS.minute;
 const HOUR_MS = ROLLUP_STEP_MS.hour;
@@ -66,6 +67,8 @@ export interface HistoryRouteContext {
   members(): readonly { name: string; state: string; api: string }[];
   /** Owners and observers of a target, asked first when there are many members. */
   observersOf(pool: string, target: string): readonly string[];
+  /** How peers' APIs are called (tokens, TLS: peer-client.ts); plain calls without it. */
+  peers?: PeerClient;
 }
 
 const bad = (message: string, path: string): VigilError =>
@@ -508,7 +511,8 @@ async function targetHistory(
       });
     const query = `from=${fromA}&to=${toA}&step=${formatDurationMs(stepMs)}&local=1`;
     const path = `/v1/pools/${encodeURIComponent(poolRaw)}/targets/${encodeURIComponent(target)}/history?${query}`;
-    const answers = await Promise.all(peers.map((p) => askPeer(p, path, fromA, toA, stepMs)));
+    const client = ctx.peers ?? openPeerClient;
+    const answers = await Promise.all(peers.map((p) => askPeer(client, p, path, fromA, toA, stepMs)));
     for (const ans of answers) {
       if (!ans.ok) {
         missing.push({ node: ans.node, error: ans.error });
@@ -612,6 +616,7 @@ type PeerAnswer =
   | { ok: false; node: string; error: string };
 
 async function askPeer(
+  client: PeerClient,
   peer: Peer,
   path: string,
   fromMs: number,
@@ -620,41 +625,19 @@ async function askPeer(
 ): Promise<PeerAnswer> {
   let body: unknown;
   try {
-    const res = await fetch(peer.api + path, {
-      signal: AbortSignal.timeout(historyRouteLimits.peerTimeoutMs),
+    // With api_tokens the client sends this node's token; with api_tls it speaks https only.
+    const res = await client.get(peer.api + path, {
+      timeoutMs: historyRouteLimits.peerTimeoutMs,
+      maxBytes: historyRouteLimits.maxPeerResponseBytes,
     });
-    const text = await readBounded(res, historyRouteLimits.maxPeerResponseBytes);
     if (res.status !== 200) return { ok: false, node: peer.name, error: `status ${res.status}` };
-    body = JSON.parse(text);
+    body = JSON.parse(res.text);
   } catch (e) {
     return { ok: false, node: peer.name, error: (e as Error).message || String(e) };
   }
   const parsed = parsePeerAnswer(body, fromMs, toMs, stepMs);
   if (typeof parsed === "string") return { ok: false, node: peer.name, error: `bad answer: ${parsed}` };
   return { ok: true, node: peer.name, ...parsed };
-}
-
-async function readBounded(res: Response, maxBytes: number): Promise<string> {
-  const declared = Number(res.headers.get("content-length") ?? "0");
-  if (declared > maxBytes) {
-    await res.body?.cancel();
-    throw new Error(`answer of ${declared} bytes exceeds ${maxBytes}`);
-  }
-  const reader = res.body?.getReader();
-  if (reader === undefined) return "";
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > maxBytes) {
-      await reader.cancel();
-      throw new Error(`answer exceeds ${maxBytes} bytes`);
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString("utf8");
 }
 
 /** A peer's `?local=1` answer, checked field by field: it is input from the network. */
@@ -957,8 +940,10 @@ export function nodeRouteContext(
   node: RouteNode,
   history: () => History | undefined,
   wallMs: () => number,
+  peers?: PeerClient,
 ): HistoryRouteContext {
   return {
+    ...(peers === undefined ? {} : { peers }),
     self: node.name,
     get history() {
       return history();

@@ -1,9 +1,13 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
+import type { ApiTlsSpec } from "../../config/types.ts";
 import { ErrorCode, isVigilError, VigilError } from "../../core/errors.ts";
 import { limits } from "../../core/limits.ts";
 import type { EventQuery, VigilEvent } from "../../runtime/events.ts";
-import { readJsonBody, sendError, sendJson } from "./http-util.ts";
+import { type ApiAuth, sendAuthRefusal } from "./auth.ts";
+import { createFastPath, type FastAnswer } from "./fast-path.ts";
+import { errorBody, readJsonBody, sendError, sendJson, sendJsonText } from "./http-util.ts";
+import { apiScheme, createApiListener } from "./tls.ts";
 
 /** What the HTTP API needs from a node. The runtime implements it; tests may too. */
 export interface ApiBackend {
@@ -15,6 +19,8 @@ export interface ApiBackend {
   putPool(name: string, doc: unknown): { created: boolean; pool: unknown };
   deletePool(name: string): boolean;
   getTarget(pool: string, target: string): unknown | undefined;
+  /** Whether a pool exists; without it, getPool answers (which renders the whole pool). */
+  hasPool?(name: string): boolean;
   setAdmin(pool: string, target: string, body: unknown): unknown;
   queryEvents(q: EventQuery): { events: VigilEvent[]; next: number };
   metricsText(): Promise<{ contentType: string; text: string }>;
@@ -27,21 +33,66 @@ export interface ApiBackend {
   ): boolean | Promise<boolean>;
 }
 
+/** node:http's timeouts, as the API server sets them (tests shorten them). */
+export interface ApiTimeouts {
+  /** An idle keep-alive connection is closed after this. */
+  keepAliveTimeoutMs: number;
+  /** The request head must arrive within this (408 after). */
+  headersTimeoutMs: number;
+  /** The whole request must arrive within this (408 after). */
+  requestTimeoutMs: number;
+  /** How often node:http checks the two above. */
+  checkIntervalMs: number;
+}
+
+export const apiTimeoutsDefault: ApiTimeouts = {
+  keepAliveTimeoutMs: 65_000,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  checkIntervalMs: 30_000,
+};
+
 export interface ApiServerOptions {
   host: string;
   port: number;
   backend: ApiBackend;
   onRequest?: (route: string, status: number) => void;
+  /** Serve `GET /v1/pools/{pool}/targets/{target}` on the lean path (fast-path.ts); default
+   * true. Off, node:http serves every request. */
+  fastPath?: boolean;
+  timeouts?: Partial<ApiTimeouts>;
+  /** Bearer tokens (auth.ts): every request but the open ones is checked, on both paths. */
+  auth?: ApiAuth;
+  /** HTTPS (tls.ts); plain HTTP without it. */
+  tls?: ApiTlsSpec;
 }
 
 export interface ApiServer {
+  /** node:http's server: it never listens itself; it gets the connections the fast path hands
+   * over (all of them with `fastPath: false`). */
   server: Server;
   address: { host: string; port: number };
   url: string;
+  /** Connections on the fast path now (not handed to node:http). */
+  readonly fastConnections: number;
   close(): Promise<void>;
 }
 
 const notFound = (what: string): VigilError => new VigilError(ErrorCode.notFound, what);
+
+const fastPathRefusal = new Error("credentials refused on the fast path");
+
+/**
+ * `GET /v1/pools/{pool}/targets/{target}`: the status and JSON body, as both the router and the
+ * fast path send them. A 404 counts under the route "error", as every thrown error does.
+ */
+export function targetAnswer(backend: ApiBackend, pool: string, target: string): FastAnswer {
+  const t = backend.getTarget(pool, target);
+  if (t !== undefined) return { status: 200, body: JSON.stringify(t), route: "target" };
+  const known = backend.hasPool !== undefined ? backend.hasPool(pool) : backend.getPool(pool) !== undefined;
+  const e = notFound(known ? `pool "${pool}" has no target "${target}"` : `no pool named "${pool}"`);
+  return { status: 404, body: errorBody(e), route: "error" };
+}
 
 /** Answers 405 and returns the route name, so handlers can `return methodNotAllowed(...)`. */
 function methodNotAllowed(res: ServerResponse, allow: string, routeName: string): string {
@@ -146,14 +197,9 @@ async function route(backend: ApiBackend, req: IncomingMessage, res: ServerRespo
     }
     if (b === "pools" && c !== undefined && d === "targets" && e !== undefined && segments.length === 5) {
       if (method !== "GET") return methodNotAllowed(res, "GET", "target");
-      const t = backend.getTarget(c, e);
-      if (t === undefined) {
-        throw notFound(
-          backend.getPool(c) === undefined ? `no pool named "${c}"` : `pool "${c}" has no target "${e}"`,
-        );
-      }
-      sendJson(res, 200, t);
-      return "target";
+      const a = targetAnswer(backend, c, e);
+      sendJsonText(res, a.status, a.body);
+      return a.route;
     }
     if (
       b === "pools" &&
@@ -174,9 +220,23 @@ async function route(backend: ApiBackend, req: IncomingMessage, res: ServerRespo
 }
 
 export function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
-  const server = createServer(
-    { keepAliveTimeout: 65_000, headersTimeout: 10_000, requestTimeout: 30_000 },
+  const timeouts = { ...apiTimeoutsDefault, ...opts.timeouts };
+  const http = createServer(
+    {
+      keepAliveTimeout: timeouts.keepAliveTimeoutMs,
+      headersTimeout: timeouts.headersTimeoutMs,
+      requestTimeout: timeouts.requestTimeoutMs,
+      connectionsCheckingInterval: timeouts.checkIntervalMs,
+    },
     (req, res) => {
+      if (opts.auth !== undefined) {
+        const d = opts.auth.authorize(req);
+        if (!d.ok) {
+          sendAuthRefusal(res, d);
+          opts.onRequest?.("auth", res.statusCode);
+          return;
+        }
+      }
       route(opts.backend, req, res)
         .then((r) => opts.onRequest?.(r, res.statusCode))
         .catch((err: unknown) => {
@@ -189,21 +249,66 @@ export function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
         });
     },
   );
+  // node:http starts its header and request timeout checks when it starts listening; it never
+  // does here (the listener below owns the port), so start them as listening would.
+  http.emit("listening");
+  const toHttp = (socket: Socket, rest: Buffer | undefined): void => {
+    // Paused, so the bytes put back reach node:http's parser first, before anything newer.
+    socket.pause();
+    if (rest !== undefined && rest.length > 0) socket.unshift(rest);
+    http.emit("connection", socket);
+    socket.resume();
+  };
+  const auth = opts.auth;
+  const fast =
+    opts.fastPath === false
+      ? undefined
+      : createFastPath({
+          answer: (pool, target, credentials) => {
+            // Refused here, answered by node:http: its 401 or 403 is the one answer to that.
+            if (auth !== undefined && !auth.allowsRead(credentials.authorization, credentials.cookie)) {
+              throw fastPathRefusal;
+            }
+            return targetAnswer(opts.backend, pool, target);
+          },
+          handOver: toHttp,
+          keepAliveTimeoutMs: timeouts.keepAliveTimeoutMs,
+          headersTimeoutMs: timeouts.headersTimeoutMs,
+          ...(opts.onRequest === undefined ? {} : { onRequest: opts.onRequest }),
+        });
+  // allowHalfOpen and noDelay as node:http's own listener sets them, for the connections it
+  // gets; the fast path answers a half-closed peer and then closes.
+  // With TLS, the sockets both paths see carry the decrypted bytes.
+  const listener = createApiListener(opts.tls, (socket) => {
+    if (fast === undefined) toHttp(socket, undefined);
+    else fast.serve(socket);
+  });
   return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(opts.port, opts.host, () => {
-      server.off("error", reject);
-      const addr = server.address() as AddressInfo;
+    listener.once("error", reject);
+    listener.listen(opts.port, opts.host, () => {
+      listener.off("error", reject);
+      // After listening, an accept that fails (EMFILE) is one connection lost, not a crash.
+      listener.on("error", () => {});
+      const addr = listener.address() as AddressInfo;
       const host = addr.address.includes(":") ? `[${addr.address}]` : addr.address;
+      let closing: Promise<void> | undefined;
       resolve({
-        server,
+        server: http,
         address: { host: addr.address, port: addr.port },
-        url: `http://${host}:${addr.port}`,
-        close: () =>
-          new Promise<void>((res) => {
-            server.close(() => res());
-            server.closeAllConnections();
-          }),
+        url: `${apiScheme(opts.tls)}://${host}:${addr.port}`,
+        get fastConnections() {
+          return fast?.connections ?? 0;
+        },
+        close: () => {
+          closing ??= new Promise<void>((res) => {
+            listener.close(() => res());
+            fast?.close();
+            // Stops node:http's timeout checks (it never listened: the error is expected).
+            http.close(() => {});
+            http.closeAllConnections();
+          });
+          return closing;
+        },
       });
     });
   });

@@ -117,7 +117,22 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * With API tokens (docs/security.md): where writes get their token from, and who hears of a 401.
+ * Set by the page (auth.tsx); node tests leave them unset and send no token.
+ */
+const auth: { token: () => string | undefined; onUnauthorized: () => void } = {
+  token: () => undefined,
+  onUnauthorized: () => {},
+};
+
+export function setAuthHooks(hooks: { token(): string | undefined; onUnauthorized(): void }): void {
+  auth.token = hooks.token;
+  auth.onUnauthorized = hooks.onUnauthorized;
+}
+
 async function parse<T>(r: Response): Promise<T> {
+  if (r.status === 401) auth.onUnauthorized();
   const text = await r.text();
   let body: unknown;
   try {
@@ -145,10 +160,16 @@ export async function getJson<T>(path: string, signal?: AbortSignal): Promise<T>
 
 export async function putJson<T>(path: string, body: unknown): Promise<T> {
   let r: Response;
+  // The node takes the cookie for reads only: a write carries its token in the header.
+  const token = auth.token();
   try {
     r = await fetch(path, {
       method: "PUT",
-      headers: { "content-type": "application/json", accept: "application/json" },
+      headers: {
+        "content-type": "application/json",
+        accept: "application/json",
+        ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+      },
       body: JSON.stringify(body),
     });
   } catch (e) {

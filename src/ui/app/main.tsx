@@ -1,5 +1,7 @@
 import { render } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
+import { setAuthHooks } from "./api.ts";
+import { forgetToken, storedToken, TokenPrompt } from "./auth.tsx";
 import { ClusterPage } from "./cluster.tsx";
 import { EventsPage } from "./events.tsx";
 import { useConnState } from "./live.tsx";
@@ -52,8 +54,34 @@ const titles: Record<Route["page"], string> = {
   events: "Events",
 };
 
+/** Set when the node answers 401: the page gives way to the token prompt. */
+let unauthorized = false;
+const unauthorizedListeners = new Set<() => void>();
+setAuthHooks({
+  token: storedToken,
+  onUnauthorized: () => {
+    unauthorized = true;
+    for (const l of unauthorizedListeners) l();
+  },
+});
+
+function useUnauthorized(): boolean {
+  const [u, setU] = useState(unauthorized);
+  useEffect(() => {
+    const on = () => setU(true);
+    unauthorizedListeners.add(on);
+    setU(unauthorized);
+    return () => {
+      unauthorizedListeners.delete(on);
+    };
+  }, []);
+  return u;
+}
+
 function App() {
   const route = useRoute();
+  const needToken = useUnauthorized();
+  const hasToken = storedToken() !== undefined;
   const conn = useConnState();
   const [nodeName, setNodeName] = useState("");
   useEffect(() => {
@@ -99,11 +127,23 @@ function App() {
           <output class="conn" data-state={conn} aria-live="polite">
             {conn === "live" ? "Live" : conn === "connecting" ? "Connecting…" : "Disconnected"}
           </output>
+          {hasToken ? (
+            <button
+              type="button"
+              onClick={forgetToken}
+              data-testid="forget-token"
+              title="Remove the API token from this browser"
+            >
+              Forget token
+            </button>
+          ) : null}
           <ThemeToggle />
         </div>
       </header>
       <main id="main" tabIndex={-1}>
-        {route.page === "overview" ? (
+        {needToken ? (
+          <TokenPrompt />
+        ) : route.page === "overview" ? (
           <OverviewPage />
         ) : route.page === "target" ? (
           <TargetPage key={`${route.pool}/${route.target}`} pool={route.pool} target={route.target} />
