@@ -5,7 +5,7 @@
 // The pool schema validates each key alone. Layering (defaults < pool < built-in defaults)
 // and the checks that span keys (timeout ≤ interval) happen in load.ts, after layering.
 
-import { isIPv6 } from "node:net";
+import { isIP, isIPv6 } from "node:net";
 import { hostname } from "node:os";
 import { z } from "zod";
 import { ErrorCode, isVigilError, VigilError } from "../core/errors.ts";
@@ -654,6 +654,19 @@ function address(options: { allowPortZero: boolean }) {
 
 const listenAddress = address({ allowPortZero: true });
 
+/** `node.advertise`: an IP address a peer can reach — not a name, not 0.0.0.0 or ::. */
+function parseAdvertise(input: unknown): string {
+  const what = "an IP address peers can reach, like 10.0.1.5";
+  if (typeof input !== "string") throw new FieldProblem(expectedGot(what, input));
+  const host = input.startsWith("[") && input.endsWith("]") ? input.slice(1, -1) : input;
+  if (isIP(host) === 0) throw new FieldProblem(`expected ${what}, got ${JSON.stringify(input)}`);
+  if (host === "0.0.0.0" || host === "::")
+    throw new FieldProblem(
+      `expected ${what}, got ${JSON.stringify(input)}, which is no address a peer can reach`,
+    );
+  return host;
+}
+
 const encryptKeyBytes = 32;
 
 function parseEncryptKey(input: unknown): string {
@@ -940,6 +953,7 @@ export const nodeSchema = mapping(
         error: () => `expected at most ${configLimits.maxJoinAddresses} join addresses`,
       })
       .optional(),
+    advertise: custom(parseAdvertise).optional(),
     data_dir: text("a directory path", configLimits.maxPathChars).optional(),
     profile: oneOf(["lan", "wan", "local"]).optional(),
     encrypt_keys: z
@@ -972,6 +986,7 @@ export const nodeSchema = mapping(
   };
   if (doc.agent !== undefined) spec.agent = doc.agent;
   if (doc.dns !== undefined) spec.dns = doc.dns;
+  if (doc.advertise !== undefined) spec.advertise = doc.advertise;
   // Optional keys until NodeSpec carries them: absent means the defaults (historySettingsOf).
   if (doc.store !== undefined) (spec as NodeSpec & NodeHistoryKeys).store = doc.store;
   if (doc.retention !== undefined) (spec as NodeSpec & NodeHistoryKeys).retention = doc.retention;

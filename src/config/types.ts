@@ -105,6 +105,8 @@ export interface NodeSpec {
   agent?: string;
   dns?: string;
   join: string[];
+  /** The IP address peers use for this node's gossip and API when it binds 0.0.0.0/:: (`node.advertise`). */
+  advertise?: string;
   dataDir: string;
   profile: Profile;
   encryptKeys: string[]; // base64, 32 bytes each

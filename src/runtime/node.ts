@@ -1,5 +1,6 @@
 import { channel } from "node:diagnostics_channel";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { networkInterfaces } from "node:os";
 import { Counter, Gauge, Histogram } from "prom-client";
 import { AlertManager, firstLiveMember, registerAlertMetrics } from "../alerts/index.ts";
 import type { CheckResult, Prober } from "../checkers/types.ts";
@@ -25,6 +26,7 @@ import { createNodeSecurity, type NodeSecurity } from "../serve/security.ts";
 import { EventStreams } from "../serve/sse.ts";
 import { serveUi } from "../serve/ui-static.ts";
 import { VERSION } from "../version.ts";
+import { advertiseHost, isUnspecified, joinHostPort } from "./advertise.ts";
 import { EventLog, type EventQuery, type EventType, type VigilEvent } from "./events.ts";
 import { History, type HistoryTuning } from "./history.ts";
 import type { Logger } from "./log.ts";
@@ -258,13 +260,19 @@ export class VigilNode implements ApiBackend {
       ...(this.security.auth === undefined ? {} : { auth: this.security.auth }),
       ...(this.security.tls === undefined ? {} : { tls: this.security.tls }),
     });
+    // Peers need an address they can reach, not the 0.0.0.0 a node may bind (advertise.ts).
+    const gossipAddr = splitAddr(this.transport.localAddr);
+    const gossipHost = advertiseHost(gossipAddr[0], n.advertise, networkInterfaces());
+    const apiUrl = new URL(this.api.url);
+    if (isUnspecified(ahost) || n.advertise !== undefined)
+      apiUrl.hostname = advertiseHost(ahost, n.advertise, networkInterfaces()).replace(/^(.*:.*)$/, "[$1]");
     this.membership = new Membership({
       name: this.name,
-      addr: this.transport.localAddr,
+      addr: joinHostPort(gossipHost, gossipAddr[1]),
       now: this.now(),
       random: this.deps.random,
       config: membershipConfig(n.profile),
-      meta: encodeMeta({ zone: n.zone, weight: n.weight, api: this.api.url, version: VERSION }),
+      meta: encodeMeta({ zone: n.zone, weight: n.weight, api: apiUrl.origin, version: VERSION }),
       delegate: {
         getBroadcasts: (overhead, limit) => this.core.getBroadcasts(overhead, limit),
         notifyMsg: (_from, payload) => this.core.notifyMsg(payload, this.now(), this.wall()),
