@@ -50,8 +50,3 @@ export function advertiseHost(
   }
   return pick;
 }
-
-/** `host:port` with IPv6 hosts bracketed. */
-export function joinHostPort(host: string, port: number): string {
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
-}

@@ -26,12 +26,12 @@ import { createNodeSecurity, type NodeSecurity } from "../serve/security.ts";
 import { EventStreams } from "../serve/sse.ts";
 import { serveUi } from "../serve/ui-static.ts";
 import { VERSION } from "../version.ts";
-import { advertiseHost, isUnspecified, joinHostPort } from "./advertise.ts";
+import { advertiseHost } from "./advertise.ts";
 import { EventLog, type EventQuery, type EventType, type VigilEvent } from "./events.ts";
 import { History, type HistoryTuning } from "./history.ts";
 import type { Logger } from "./log.ts";
 import { Keyring } from "./transport/keyring.ts";
-import { splitAddr, UdpTcpTransport } from "./transport/udp-tcp.ts";
+import { bracketHost, joinHostPort, splitAddr, UdpTcpTransport } from "./transport/udp-tcp.ts";
 
 /** diagnostics_channel names for what benchmarks and tracers watch, free when unwatched. */
 export const checkStartChannel = channel("vigil:check:start");
@@ -261,14 +261,14 @@ export class VigilNode implements ApiBackend {
       ...(this.security.tls === undefined ? {} : { tls: this.security.tls }),
     });
     // Peers need an address they can reach, not the 0.0.0.0 a node may bind (advertise.ts).
-    const gossipAddr = splitAddr(this.transport.localAddr);
-    const gossipHost = advertiseHost(gossipAddr[0], n.advertise, networkInterfaces());
+    const interfaces = networkInterfaces();
+    const [gossipBind, gossipPort] = splitAddr(this.transport.localAddr);
+    const gossipHost = advertiseHost(gossipBind, n.advertise, interfaces);
     const apiUrl = new URL(this.api.url);
-    if (isUnspecified(ahost) || n.advertise !== undefined)
-      apiUrl.hostname = advertiseHost(ahost, n.advertise, networkInterfaces()).replace(/^(.*:.*)$/, "[$1]");
+    apiUrl.hostname = bracketHost(advertiseHost(ahost, n.advertise, interfaces));
     this.membership = new Membership({
       name: this.name,
-      addr: joinHostPort(gossipHost, gossipAddr[1]),
+      addr: joinHostPort(gossipHost, gossipPort),
       now: this.now(),
       random: this.deps.random,
       config: membershipConfig(n.profile),

@@ -1,8 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { type HistorySettings, historyDefaults } from "../../src/config/history.ts";
 import { ManualClock } from "../../src/core/clock.ts";
 import { EventLog, type VigilEvent } from "../../src/runtime/events.ts";
@@ -16,6 +13,7 @@ import {
 import { silentLogger } from "../../src/runtime/log.ts";
 import { eventId } from "../../src/store/event-id.ts";
 import { LatencySketch } from "../../src/store/sketch.ts";
+import { tmpDataDir } from "../helpers/tmp.ts";
 
 // History on its own: a SQLite store in a temporary directory, a clock moved by hand.
 
@@ -25,15 +23,7 @@ const DAY = 24 * HOUR;
 /** A whole hour, so minute and hour boundaries are easy to read. */
 const T0 = Date.UTC(2026, 0, 5, 10);
 
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-function newDir(): string {
-  const d = mkdtempSync(join(tmpdir(), "vigil-history-"));
-  dirs.push(d);
-  return d;
-}
+const newDir = (): string => tmpDataDir("history");
 
 /** A clock whose wall time starts at `wallMs`. */
 function clockAt(wallMs: number): ManualClock {

@@ -1,8 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { historyDefaults } from "../../src/config/history.ts";
 import { parsePoolDocument } from "../../src/config/load.ts";
 import { ManualClock } from "../../src/core/clock.ts";
@@ -20,6 +17,7 @@ import {
 import { silentLogger } from "../../src/runtime/log.ts";
 import type { LwwRecord } from "../../src/store/types.ts";
 import { eventually } from "../helpers/origins.ts";
+import { tmpDataDir } from "../helpers/tmp.ts";
 
 // History persisting the node core's pool specs and admin states: restored at start through the
 // core's LWW merge, written back in batches off the caller's stack, retried when a write fails.
@@ -28,15 +26,7 @@ const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 const T0 = Date.UTC(2026, 0, 5, 10);
 
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-function newDir(): string {
-  const d = mkdtempSync(join(tmpdir(), "vigil-state-"));
-  dirs.push(d);
-  return d;
-}
+const newDir = (): string => tmpDataDir("state");
 
 function open(dir: string, clock: ManualClock, tuning: Partial<HistoryTuning> = {}): Promise<History> {
   return History.open({

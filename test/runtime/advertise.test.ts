@@ -4,10 +4,11 @@ import { describe, it } from "node:test";
 import { parseConfigText } from "../../src/config/load.ts";
 import { isVigilError } from "../../src/core/errors.ts";
 import { SeededRandom } from "../../src/core/random.ts";
-import { advertiseHost, joinHostPort } from "../../src/runtime/advertise.ts";
+import { advertiseHost } from "../../src/runtime/advertise.ts";
 import { systemClock } from "../../src/runtime/clock.ts";
 import { silentLogger } from "../../src/runtime/log.ts";
 import { VigilNode } from "../../src/runtime/node.ts";
+import { joinHostPort, splitAddr } from "../../src/runtime/transport/udp-tcp.ts";
 import { tmpDataDir } from "../helpers/tmp.ts";
 
 function nic(address: string, family: "IPv4" | "IPv6", internal = false): NetworkInterfaceInfo {
@@ -56,6 +57,7 @@ describe("advertised address", () => {
   it("brackets IPv6 hosts with their port", () => {
     assert.equal(joinHostPort("2001:db8::5", 7946), "[2001:db8::5]:7946");
     assert.equal(joinHostPort("10.0.0.1", 7946), "10.0.0.1:7946");
+    assert.deepEqual(splitAddr(joinHostPort("2001:db8::5", 7946)), ["2001:db8::5", 7946]);
   });
 
   it("config: node.advertise takes an IP address and refuses names and unspecified addresses", () => {

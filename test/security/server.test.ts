@@ -10,6 +10,7 @@ import { ApiAuth, registerAuthMetrics } from "../../src/serve/api/auth.ts";
 import { parseFastRequest } from "../../src/serve/api/fast-path.ts";
 import { getText } from "../../src/serve/api/peer-client.ts";
 import { type ApiBackend, type ApiServer, startApiServer } from "../../src/serve/api/server.ts";
+import { parseReplies, type Reply } from "../helpers/http-replies.ts";
 import { makeSecurityFiles, READ_TOKEN, type SecurityFiles, WRITE_TOKEN } from "./helpers.ts";
 
 // The API server with tokens and TLS (src/serve/api/server.ts with auth.ts and tls.ts): every
@@ -46,36 +47,6 @@ const backend: ApiBackend = {
   queryEvents: () => ({ events: [], next: 0 }),
   metricsText: () => Promise.resolve({ contentType: "text/plain", text: "vigil_up 1\n" }),
 };
-
-interface Reply {
-  status: number;
-  headers: Map<string, string>;
-  body: string;
-}
-
-/** Whole responses (each with a content-length) in a byte stream. */
-function parseReplies(raw: Buffer): Reply[] {
-  const out: Reply[] = [];
-  let at = 0;
-  for (;;) {
-    const end = raw.indexOf("\r\n\r\n", at);
-    if (end < 0) return out;
-    const lines = raw.toString("latin1", at, end).split("\r\n");
-    const headers = new Map<string, string>();
-    for (const l of lines.slice(1)) {
-      const c = l.indexOf(":");
-      headers.set(l.slice(0, c).toLowerCase(), l.slice(c + 1).trim());
-    }
-    const length = Number(headers.get("content-length") ?? "0");
-    if (raw.length < end + 4 + length) return out;
-    out.push({
-      status: Number(lines[0]!.split(" ")[1]),
-      headers,
-      body: raw.toString("utf8", end + 4, end + 4 + length),
-    });
-    at = end + 4 + length;
-  }
-}
 
 /** A keep-alive connection, plain or TLS, that reads one response per request. */
 class Client {

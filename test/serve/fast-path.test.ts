@@ -4,6 +4,7 @@ import { after, before, describe, it } from "node:test";
 import fc from "fast-check";
 import { fastPathMaxHeadBytes, parseFastRequest } from "../../src/serve/api/fast-path.ts";
 import { type ApiBackend, type ApiServer, startApiServer } from "../../src/serve/api/server.ts";
+import { parseReplies, type Reply } from "../helpers/http-replies.ts";
 import { eventually } from "../helpers/origins.ts";
 
 // The lean path for GET /v1/pools/{pool}/targets/{target} (src/serve/api/fast-path.ts) against
@@ -51,12 +52,6 @@ function backend(withHasPool: boolean): ApiBackend {
   return b;
 }
 
-interface Reply {
-  status: number;
-  headers: Map<string, string>;
-  body: string;
-}
-
 /** Everything the server sends on one connection until it closes, Date values blanked. */
 interface Transcript {
   text: string;
@@ -65,31 +60,6 @@ interface Transcript {
 
 function normalize(raw: string): string {
   return raw.replace(/\r\nDate: [^\r]*\r\n/g, "\r\nDate: -\r\n");
-}
-
-/** Splits a byte stream into responses (each with a content-length); a tail that is not a whole
- * response is left out. */
-function parseReplies(raw: Buffer): Reply[] {
-  const out: Reply[] = [];
-  let at = 0;
-  for (;;) {
-    const end = raw.indexOf("\r\n\r\n", at);
-    if (end < 0) return out;
-    const lines = raw.toString("latin1", at, end).split("\r\n");
-    const headers = new Map<string, string>();
-    for (const l of lines.slice(1)) {
-      const c = l.indexOf(":");
-      headers.set(l.slice(0, c).toLowerCase(), l.slice(c + 1).trim());
-    }
-    const length = Number(headers.get("content-length") ?? "0");
-    if (raw.length < end + 4 + length) return out;
-    out.push({
-      status: Number(lines[0]!.split(" ")[1]),
-      headers,
-      body: raw.toString("utf8", end + 4, end + 4 + length),
-    });
-    at = end + 4 + length;
-  }
 }
 
 function open(port: number): Promise<Socket> {

@@ -75,8 +75,7 @@ export class UdpTcpTransport {
   }
 
   get localAddr(): string {
-    const h = this.opts.host.includes(":") ? `[${this.opts.host}]` : this.opts.host;
-    return `${h}:${this.boundPort}`;
+    return joinHostPort(this.opts.host, this.boundPort);
   }
 
   private async bind(port: number): Promise<void> {
@@ -120,7 +119,7 @@ export class UdpTcpTransport {
     this.stats.bytesIn += msg.length;
     const plain = this.unseal(msg);
     if (plain === undefined) return;
-    const from = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+    const from = joinHostPort(host, port);
     this.opts.handlers.onPacket(from, plain);
   }
 
@@ -274,6 +273,16 @@ function readFrame(s: Socket, cb: (err: Error | undefined, frame?: Buffer) => vo
   const onEnd = (): void => call(new VigilError(ErrorCode.decode, "stream ended before a whole frame"));
   s.on("data", onData);
   s.on("end", onEnd);
+}
+
+/** A host as it stands in a URL or before a port: IPv6 bracketed. */
+export function bracketHost(host: string): string {
+  return host.includes(":") ? `[${host}]` : host;
+}
+
+/** `host:port` with an IPv6 host bracketed; the inverse of splitAddr. */
+export function joinHostPort(host: string, port: number): string {
+  return `${bracketHost(host)}:${port}`;
 }
 
 export function splitAddr(addr: string): [string, number] {
