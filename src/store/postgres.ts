@@ -74,7 +74,6 @@ export interface PostgresStoreOptions {
   maxConnections?: number;
 }
 
-export const POSTGRES_SCHEMA_VERSION = 2;
 const MAX_CONNECTIONS_DEFAULT = 4;
 /** Bounds every statement, so a stuck server fails a write instead of growing the queue forever. */
 const STATEMENT_TIMEOUT_MS = 60_000;
@@ -134,13 +133,21 @@ function migrations(s: string): string[] {
       PRIMARY KEY (kind, key)
     );
     `,
+    // Events of one pool in cursor order, walked either way: without it a pool-only query read
+    // the pool's rows through (pool, target, seq) and sorted them, or walked the primary key
+    // through every other pool's rows.
+    `CREATE INDEX vigil_events_pool_seq ON ${s}.vigil_events (pool, seq);`,
   ];
 }
 
+export const POSTGRES_SCHEMA_VERSION = migrations('"public"').length;
+
 /**
  * The statement queryEvents runs in the (quoted) schema `s` (exported for the query-plan test).
- * Either order walks the same index, forwards or backwards: the primary key, or (pool, target,
- * seq) for one target.
+ * Either order walks the same index, forwards or backwards: the primary key, (pool, seq) for one
+ * pool, or (pool, target, seq) for one target of a pool. The planner may prefer the primary key
+ * for a pool its statistics call common. A target without its pool has no index of its own: the
+ * primary key, filtered, or a scan (docs/storage.md).
  */
 export function postgresEventsSelect(s: string, q: NormalEventQuery): { sql: string; params: unknown[] } {
   const params: unknown[] = [String(q.after)];

@@ -145,6 +145,11 @@ const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (kind, key)
   );
   `,
+  `
+  -- Events of one pool in cursor order, walked either way. Without it a pool-only query read
+  -- every row of the pool through (pool, target, seq) and sorted them to find the newest page.
+  CREATE INDEX events_pool_seq ON events (pool, seq);
+  `,
 ];
 
 export const SQLITE_SCHEMA_VERSION = MIGRATIONS.length;
@@ -158,7 +163,8 @@ const SERIES_CACHE_MAX = 200_000;
 
 /**
  * The statement queryEvents runs (exported for the query-plan test). Either order walks the same
- * index, forwards or backwards: the rowid, or (pool, target, seq) for one target.
+ * index, forwards or backwards: the rowid, (pool, seq) for one pool, or (pool, target, seq) for
+ * one target of a pool. A target without its pool walks the rowid and filters (docs/storage.md).
  */
 export function sqliteEventsSelect(q: NormalEventQuery): { sql: string; params: (string | number)[] } {
   const where = ["seq > ?"];

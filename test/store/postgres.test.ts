@@ -97,6 +97,12 @@ if (url === "") {
     after(async () => {
       for (const s of stores.splice(0)) await s.close();
     });
+    /** EXPLAIN of the statement queryEvents runs for `q`, its lines joined by " | ". */
+    const planOf = async (schema: string, q: EventQuery): Promise<string> => {
+      const { sql, params } = postgresEventsSelect(`"${schema}"`, normalizeEventQuery(q));
+      const r = await admin.query<{ "QUERY PLAN": string }>(`EXPLAIN (COSTS OFF) ${sql}`, params);
+      return r.rows.map((x) => x["QUERY PLAN"].trim()).join(" | ");
+    };
     const openAll = async (schema: string, count: number) => {
       const opened = await Promise.all(
         Array.from({ length: count }, (_, i) =>
@@ -157,7 +163,10 @@ if (url === "") {
       const schema = newSchema();
       const [a] = await openAll(schema, 1);
       await a!.appendEvents([{ id: "kept", ts: 1, type: "x" }]);
-      await admin.query(`DROP TABLE "${schema}".vigil_lww; UPDATE "${schema}".vigil_schema SET version = 1`);
+      await admin.query(
+        `DROP TABLE "${schema}".vigil_lww; DROP INDEX "${schema}".vigil_events_pool_seq;
+         UPDATE "${schema}".vigil_schema SET version = 1`,
+      );
       const [b] = await openAll(schema, 1);
       const v = await admin.query(`SELECT version FROM "${schema}".vigil_schema`);
       assert.deepEqual(v.rows, [{ version: POSTGRES_SCHEMA_VERSION }]);
@@ -172,6 +181,54 @@ if (url === "") {
       };
       assert.equal(await b!.putLww([rec]), 1);
       assert.deepEqual(await a!.listLww(), [rec]);
+    });
+
+    it("migrates a schema-2 database (before the (pool, seq) index): same answers, pool pages from the index", async () => {
+      const schema = newSchema();
+      const [a] = await openAll(schema, 1);
+      await a!.flush();
+      // Pool "old" holds 1% of the rows, all of them among the oldest: walking the primary key
+      // from the newest end and filtering (what the planner picks without the index) reads
+      // nearly the whole table to find them.
+      await admin.query(
+        `INSERT INTO "${schema}".vigil_events (id, ts, type, pool, target)
+         SELECT 'e' || i, i, (ARRAY['verdict.changed', 'observation.changed'])[1 + i % 2],
+                CASE WHEN i <= 2000 AND i % 10 = 1 THEN 'old' ELSE 'p' || (i % 4) END, (i % 20) || ':80'
+         FROM generate_series(1, 20000) i;
+         ANALYZE "${schema}".vigil_events`,
+      );
+      await admin.query(
+        `DROP INDEX "${schema}".vigil_events_pool_seq; UPDATE "${schema}".vigil_schema SET version = 2`,
+      );
+      const shapes: EventQuery[] = [
+        { pool: "old", order: "desc", limit: 10 },
+        { pool: "old", order: "asc", limit: 10 },
+        { pool: "p1", order: "desc", beforeCursor: "15000", limit: 50 },
+        { pool: "p2", types: ["verdict.changed"], order: "desc", limit: 7 },
+        { pool: "p0", target: "4:80", order: "desc", limit: 5 },
+        { pool: "nope", order: "desc", limit: 10 },
+      ];
+      const answers = [];
+      for (const q of shapes) answers.push(await a!.queryEvents(q));
+      const oldDesc = { pool: "old", order: "desc" as const, limit: 10 };
+      assert.match(
+        await planOf(schema, oldDesc),
+        /Index Scan Backward using vigil_events_pkey .*Filter: \(pool = 'old'::text\)/,
+      );
+
+      const [b] = await openAll(schema, 1);
+      const v = await admin.query(`SELECT version FROM "${schema}".vigil_schema`);
+      assert.deepEqual(v.rows, [{ version: POSTGRES_SCHEMA_VERSION }]);
+      const idx = await admin.query<{ indexdef: string }>(
+        `SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND indexname = 'vigil_events_pool_seq'`,
+        [schema],
+      );
+      assert.match(idx.rows[0]?.indexdef ?? "", /\(pool, seq\)$/);
+      for (const [i, q] of shapes.entries())
+        assert.deepEqual(await b!.queryEvents(q), answers[i], JSON.stringify(q));
+      const plan = await planOf(schema, oldDesc);
+      assert.match(plan, /Index Scan Backward using vigil_events_pool_seq/);
+      assert.doesNotMatch(plan, /Sort/);
     });
 
     it("nodes upserting the same LWW entries at once keep the newest stamp of each", async () => {
@@ -266,11 +323,7 @@ if (url === "") {
          FROM generate_series(1, 50000) i;
          ANALYZE "${schema}".vigil_events`,
       );
-      const plan = async (q: EventQuery): Promise<string> => {
-        const { sql, params } = postgresEventsSelect(`"${schema}"`, normalizeEventQuery(q));
-        const r = await admin.query<{ "QUERY PLAN": string }>(`EXPLAIN (COSTS OFF) ${sql}`, params);
-        return r.rows.map((x) => x["QUERY PLAN"].trim()).join(" | ");
-      };
+      const plan = (q: EventQuery): Promise<string> => planOf(schema, q);
       const forwards = (p: string) =>
         p.replaceAll("Index Scan Backward", "Index Scan").replaceAll(" DESC", "");
       const shapes: Omit<EventQuery, "limit">[] = [
@@ -297,6 +350,10 @@ if (url === "") {
       });
       assert.match(one, /Index Scan Backward using vigil_events_pool_target/);
       assert.doesNotMatch(one, /Sort/);
+      // A pool the statistics call rare: its own index, in order, where it once sorted.
+      const rare = await plan({ pool: "nope", beforeCursor: "40000", order: "desc", limit: 100 });
+      assert.match(rare, /Index Scan Backward using vigil_events_pool_seq/);
+      assert.doesNotMatch(rare, /Sort/);
       const page = await s!.queryEvents({ pool: "p1", target: "5:80", order: "desc", limit: 3 });
       assert.deepEqual(
         page.events.map((e) => e.id),

@@ -42,6 +42,14 @@ function storeError(pattern: RegExp) {
   };
 }
 
+/** EXPLAIN QUERY PLAN of the statement queryEvents runs for `q`, its steps joined by " | ". */
+function queryPlan(db: DatabaseSync, q: EventQuery): string {
+  const { sql, params } = sqliteEventsSelect(normalizeEventQuery(q));
+  return (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[])
+    .map((r) => r.detail)
+    .join(" | ");
+}
+
 describe("SQLite store: opening", () => {
   it("creates data_dir and the database in WAL mode at the current schema version", async () => {
     const dir = join(newDir(), "nested", "deeper");
@@ -128,9 +136,9 @@ describe("SQLite store: opening", () => {
     await s.appendEvents([{ id: "kept", ts: 1, type: "x" }]);
     await s.setMeta("observation_counter", "42");
     await s.close();
-    // What a Vigil of schema 1 left behind: no lww table, user_version 1.
+    // What a Vigil of schema 1 left behind: no lww table, no (pool, seq) index, user_version 1.
     const db = new DatabaseSync(join(dir, SQLITE_FILE));
-    db.exec("DROP TABLE lww; PRAGMA user_version = 1");
+    db.exec("DROP TABLE lww; DROP INDEX events_pool_seq; PRAGMA user_version = 1");
     db.close();
     const again = await openSqliteStore({ dataDir: dir, node: "n1" });
     assert.equal((await again.queryEvents({ limit: 10 })).events[0]?.id, "kept");
@@ -144,6 +152,66 @@ describe("SQLite store: opening", () => {
       (check.prepare("PRAGMA user_version").get() as { user_version: number }).user_version,
       SQLITE_SCHEMA_VERSION,
     );
+    check.close();
+  });
+
+  it("migrates a schema-2 database (before the (pool, seq) index): same events and answers, pool pages from the index", async () => {
+    const dir = newDir();
+    const s = await openSqliteStore({ dataDir: dir, node: "n1" });
+    await s.appendEvents(
+      Array.from({ length: 300 }, (_, i) => ({
+        id: `e${i}`,
+        ts: 1_000 + i,
+        type: i % 4 === 0 ? "verdict.changed" : "observation.changed",
+        pool: `p${i % 3}`,
+        target: `10.0.0.${i % 7}:80`,
+      })),
+    );
+    await s.close();
+    // What a Vigil of schema 2 left behind: no events_pool_seq, user_version 2. Its answers, read
+    // with the statements queryEvents runs, are what the migrated file must answer.
+    const file = join(dir, SQLITE_FILE);
+    const old = new DatabaseSync(file);
+    old.exec("DROP INDEX events_pool_seq; PRAGMA user_version = 2");
+    const shapes: EventQuery[] = [
+      { pool: "p1", order: "desc", limit: 10 },
+      { pool: "p1", order: "asc", limit: 10 },
+      { pool: "p2", order: "desc", beforeCursor: "200", limit: 1000 },
+      { pool: "p0", types: ["verdict.changed"], order: "desc", limit: 7 },
+      { pool: "p0", target: "10.0.0.3:80", order: "desc", limit: 5 },
+      { pool: "nope", order: "desc", limit: 10 },
+      { order: "desc", limit: 10 },
+    ];
+    const answers = shapes.map((q) => {
+      const { sql, params } = sqliteEventsSelect(normalizeEventQuery(q));
+      return (old.prepare(sql).all(...params) as { id: string }[]).map((r) => r.id);
+    });
+    const poolDesc = { pool: "p1", order: "desc" as const, limit: 10 };
+    assert.match(queryPlan(old, poolDesc), /events_pool_target \(pool=\?\).*TEMP B-TREE FOR ORDER BY/);
+    old.close();
+
+    const again = await openSqliteStore({ dataDir: dir, node: "n1" });
+    for (const [i, q] of shapes.entries()) {
+      const got = (await again.queryEvents(q)).events.map((e) => e.id);
+      assert.deepEqual(got, answers[i], JSON.stringify(q));
+    }
+    assert.equal((await again.queryEvents({ limit: 1000 })).events.length, 300);
+    await again.close();
+
+    const check = new DatabaseSync(file, { readOnly: true });
+    assert.equal(
+      (check.prepare("PRAGMA user_version").get() as { user_version: number }).user_version,
+      SQLITE_SCHEMA_VERSION,
+    );
+    const indexes = (check.prepare("PRAGMA index_list(events)").all() as { name: string }[]).map(
+      (r) => r.name,
+    );
+    assert.ok(indexes.includes("events_pool_seq"), indexes.join(", "));
+    assert.deepEqual(
+      (check.prepare("PRAGMA index_info(events_pool_seq)").all() as { name: string }[]).map((r) => r.name),
+      ["pool", "seq"],
+    );
+    assert.equal(queryPlan(check, poolDesc), "SEARCH events USING INDEX events_pool_seq (pool=? AND seq>?)");
     check.close();
   });
 
@@ -179,18 +247,16 @@ describe("SQLite store: event query plans", () => {
     const s = await openSqliteStore({ dataDir: dir, node: "n1" });
     await s.close();
     const db = new DatabaseSync(join(dir, SQLITE_FILE), { readOnly: true });
-    const plan = (q: EventQuery): string => {
-      const { sql, params } = sqliteEventsSelect(normalizeEventQuery(q));
-      return (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[])
-        .map((r) => r.detail)
-        .join(" | ");
-    };
-    // [filters, whether an index gives the order]: a pool alone (the index is (pool, target,
-    // seq)) and a closed time range (the ts index) sort what they select, in either order alike.
+    const plan = (q: EventQuery): string => queryPlan(db, q);
+    // [filters, whether an index gives the order]: a closed time range (the ts index) sorts what
+    // it selects, in either order alike. A target alone walks the rowid and filters: no index
+    // leads with target (docs/storage.md).
     const shapes: [Omit<EventQuery, "limit">, boolean][] = [
       [{}, true],
       [{ afterCursor: "5", beforeCursor: "90" }, true],
-      [{ pool: "web" }, false],
+      [{ pool: "web" }, true],
+      [{ pool: "web", beforeCursor: "90" }, true],
+      [{ pool: "web", types: ["verdict.changed"] }, true],
       [{ pool: "web", target: "10.0.0.1:80" }, true],
       [{ pool: "web", target: "10.0.0.1:80", beforeCursor: "90" }, true],
       [{ target: "10.0.0.1:80" }, true],
@@ -204,6 +270,11 @@ describe("SQLite store: event query plans", () => {
       assert.equal(/TEMP B-TREE FOR ORDER BY/.test(desc), !ordered, `${JSON.stringify(shape)}: ${desc}`);
     }
     assert.match(plan({ order: "desc", limit: 100 }), /USING INTEGER PRIMARY KEY/);
+    assert.match(
+      plan({ pool: "web", order: "desc", beforeCursor: "90", limit: 100 }),
+      /USING INDEX events_pool_seq \(pool=\? AND seq>\? AND seq<\?\)/,
+    );
+    assert.match(plan({ target: "10.0.0.1:80", order: "desc", limit: 100 }), /USING INTEGER PRIMARY KEY/);
     assert.match(
       plan({ pool: "web", target: "10.0.0.1:80", order: "desc", beforeCursor: "90", limit: 100 }),
       /USING INDEX events_pool_target \(pool=\? AND target=\? AND seq>\? AND seq<\?\)/,
