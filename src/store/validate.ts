@@ -125,16 +125,26 @@ export function parseCursor(c: Cursor | undefined): number {
   return n;
 }
 
+/**
+ * An event query checked, with its defaults filled in and its cursors as numbers: what the stores
+ * run (normalizeEventQuery), and what `GET /v1/events` parses its query string into
+ * (parseEventsRequest in src/serve/api/history-routes.ts), for the store or the in-memory ring.
+ */
 export interface NormalEventQuery {
+  /** "asc": oldest first, paged by `after`; "desc": newest first, paged by `before`. */
   order: EventOrder;
+  /** Exclusive lower bound on the cursor; 0 for none (from the oldest). */
   after: number;
-  /** Exclusive upper bound; undefined for none. */
+  /** Exclusive upper bound on the cursor; undefined for none (up to the newest). */
   before: number | undefined;
   limit: number;
   pool: string | undefined;
   target: string | undefined;
+  /** Any of these types; undefined for every type (an empty list matches nothing). */
   types: string[] | undefined;
+  /** ts >= fromMs */
   fromMs: number | undefined;
+  /** ts < toMs */
   toMs: number | undefined;
 }
 

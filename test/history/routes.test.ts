@@ -194,7 +194,8 @@ describe("parseEventsRequest (GET /v1/events)", () => {
   const parse = (query: string) => parseEventsRequest(new URL(`http://x/v1/events?${query}`), now);
   const paging = (query: string) => {
     const r = parse(query);
-    return { order: r.order, since: r.since, before: r.before, limit: r.limit };
+    // `since` is read into the query's `after` bound.
+    return { order: r.order, since: r.after, before: r.before, limit: r.limit };
   };
 
   it("answers a bare request newest first; since pages oldest first, before newest first", () => {
@@ -222,7 +223,7 @@ describe("parseEventsRequest (GET /v1/events)", () => {
   it("reads the filters the same in both orders", () => {
     const q = "pool=web&target=10.0.0.1:80&type=verdict.changed,,target.admin&from=now-1h&to=now";
     const filters = (query: string) => {
-      const { order: _o, since: _s, before: _b, limit: _l, ...rest } = parse(query);
+      const { order: _o, after: _a, before: _b, limit: _l, ...rest } = parse(query);
       return rest;
     };
     const want = {

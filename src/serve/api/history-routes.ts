@@ -17,10 +17,11 @@ import { poolNamePattern } from "../../config/schema.ts";
 import { ErrorCode, isVigilError, VigilError } from "../../core/errors.ts";
 import { limits } from "../../core/limits.ts";
 import type { NodeCore } from "../../core/node/node-core.ts";
-import type { EventLog, VigilEvent } from "../../runtime/events.ts";
+import type { EventLog, EventQuery as RingEventQuery, VigilEvent } from "../../runtime/events.ts";
 import type { History } from "../../runtime/history.ts";
 import { LatencySketch } from "../../store/sketch.ts";
 import { type EventRecord, ROLLUP_STEP_MS, type RollupBucket, storeLimits } from "../../store/types.ts";
+import type { NormalEventQuery } from "../../store/validate.ts";
 import { sendError, sendJson } from "./http-util.ts";
 import { openPeerClient, type PeerClient } from "./peer-client.ts";
 
@@ -93,7 +94,9 @@ export function serveHistoryRoute(
     handler = async () => {
       const r = parseEventsRequest(url, ctx.wallMs());
       const history = ctx.history;
-      return history === undefined ? eventsFromMemory(ctx.events, r) : eventsFromStore(history, r);
+      return history === undefined
+        ? eventsFromMemory((q) => ctx.events.query(q), r)
+        : eventsFromStore(history, r);
     };
   } else if (b === "uptime" && segments.length === 2) {
     handler = () => uptime(ctx, url);
@@ -216,25 +219,6 @@ const eventParams = ["since", "before", "order", "limit", "pool", "target", "typ
 /** Events per page when `limit` is not given. */
 export const EVENTS_PAGE_DEFAULT = 100;
 
-/** A checked `GET /v1/events` request; the same for the store and the in-memory ring. */
-export interface EventsRequest {
-  /**
-   * "asc" pages oldest first with `since`, "desc" newest first with `before`. Without `order`:
-   * "asc" when `since` is given, else "desc" (a bare request answers with the newest events).
-   */
-  order: "asc" | "desc";
-  /** asc: after this cursor (exclusive), 0 from the start. */
-  since: number;
-  /** desc: before this cursor (exclusive); undefined from the newest. */
-  before: number | undefined;
-  limit: number;
-  pool: string | undefined;
-  target: string | undefined;
-  types: string[] | undefined;
-  fromMs: number | undefined;
-  toMs: number | undefined;
-}
-
 function cursorParam(url: URL, name: "since" | "before"): number | undefined {
   const raw = url.searchParams.get(name);
   if (raw === null) return undefined;
@@ -244,8 +228,13 @@ function cursorParam(url: URL, name: "since" | "before"): number | undefined {
   return Number(raw);
 }
 
-/** Checks the query of `GET /v1/events`; a bad or conflicting parameter is a 400 naming it. */
-export function parseEventsRequest(url: URL, nowMs: number): EventsRequest {
+/**
+ * Checks the query of `GET /v1/events`, for the store and the in-memory ring alike (the API
+ * server's fallback for a backend without these routes parses with it too); a bad or conflicting
+ * parameter is a 400 naming it. Without `order`: "asc" when `since` is given, else "desc" (a bare
+ * request answers with the newest events); `since` becomes `after`.
+ */
+export function parseEventsRequest(url: URL, nowMs: number): NormalEventQuery {
   checkParams(url, eventParams);
   const since = cursorParam(url, "since");
   const before = cursorParam(url, "before");
@@ -297,7 +286,7 @@ export function parseEventsRequest(url: URL, nowMs: number): EventsRequest {
   }
   return {
     order,
-    since: since ?? 0,
+    after: since ?? 0,
     before,
     limit,
     pool: nameParam(url, "pool", false),
@@ -308,11 +297,11 @@ export function parseEventsRequest(url: URL, nowMs: number): EventsRequest {
   };
 }
 
-async function eventsFromStore(history: History, r: EventsRequest): Promise<unknown> {
+async function eventsFromStore(history: History, r: NormalEventQuery): Promise<unknown> {
   const page = await history.queryEvents({
     order: r.order,
     limit: r.limit,
-    ...(r.order === "asc" ? { afterCursor: String(r.since) } : {}),
+    ...(r.order === "asc" ? { afterCursor: String(r.after) } : {}),
     ...(r.before === undefined ? {} : { beforeCursor: String(r.before) }),
     ...(r.pool === undefined ? {} : { pool: r.pool }),
     ...(r.target === undefined ? {} : { target: r.target }),
@@ -328,11 +317,17 @@ async function eventsFromStore(history: History, r: EventsRequest): Promise<unkn
   };
 }
 
-/** Without a store: this process's ring, with the same parameters and paging. */
-function eventsFromMemory(log: EventLog, r: EventsRequest): unknown {
-  const page = log.query({
+/**
+ * Without a store: an in-memory ring (`EventLog.query`, or an API backend's `queryEvents`), with
+ * the same parameters and paging, answered in the same shape.
+ */
+export function eventsFromMemory(
+  query: (q: RingEventQuery) => { events: VigilEvent[]; next: number },
+  r: NormalEventQuery,
+): { events: VigilEvent[]; next: number; order: "asc" | "desc"; source: "memory" } {
+  const page = query({
     order: r.order,
-    since: r.since,
+    since: r.after,
     limit: r.limit,
     ...(r.before === undefined ? {} : { before: r.before }),
     ...(r.pool === undefined ? {} : { pool: r.pool }),

@@ -6,6 +6,7 @@ import { limits } from "../../core/limits.ts";
 import type { EventQuery, VigilEvent } from "../../runtime/events.ts";
 import { type ApiAuth, sendAuthRefusal } from "./auth.ts";
 import { createFastPath, type FastAnswer } from "./fast-path.ts";
+import { eventsFromMemory, parseEventsRequest } from "./history-routes.ts";
 import { errorBody, readJsonBody, sendError, sendJson, sendJsonText } from "./http-util.ts";
 import { apiScheme, createApiListener } from "./tls.ts";
 
@@ -22,6 +23,7 @@ export interface ApiBackend {
   /** Whether a pool exists; without it, getPool answers (which renders the whole pool). */
   hasPool?(name: string): boolean;
   setAdmin(pool: string, target: string, body: unknown): unknown;
+  /** The in-memory event log (`EventLog.query`): answers `GET /v1/events` when `extraRoute` does not. */
   queryEvents(q: EventQuery): { events: VigilEvent[]; next: number };
   metricsText(): Promise<{ contentType: string; text: string }>;
   /** Optional extra routes (event stream, history, dashboard) tried before the 404. */
@@ -100,38 +102,6 @@ function methodNotAllowed(res: ServerResponse, allow: string, routeName: string)
   return routeName;
 }
 
-function parseQuery(url: URL): EventQuery {
-  const q: EventQuery = {};
-  const since = url.searchParams.get("since");
-  if (since !== null) {
-    if (!/^\d+$/.test(since))
-      throw new VigilError(
-        ErrorCode.badRequest,
-        `since must be a non-negative integer cursor, got "${since}"`,
-        { path: "since" },
-      );
-    q.since = Number(since);
-  }
-  const limit = url.searchParams.get("limit");
-  if (limit !== null) {
-    if (!/^\d+$/.test(limit) || Number(limit) < 1 || Number(limit) > limits.maxEventsPerPage) {
-      throw new VigilError(
-        ErrorCode.badRequest,
-        `limit must be an integer between 1 and ${limits.maxEventsPerPage}, got "${limit}"`,
-        { path: "limit" },
-      );
-    }
-    q.limit = Number(limit);
-  }
-  const pool = url.searchParams.get("pool");
-  if (pool !== null) q.pool = pool;
-  const target = url.searchParams.get("target");
-  if (target !== null) q.target = target;
-  const type = url.searchParams.get("type");
-  if (type !== null) q.types = new Set(type.split(",").filter((t) => t !== ""));
-  return q;
-}
-
 async function route(backend: ApiBackend, req: IncomingMessage, res: ServerResponse): Promise<string> {
   const url = new URL(req.url ?? "/", "http://vigil.invalid");
   let segments: string[];
@@ -166,10 +136,12 @@ async function route(backend: ApiBackend, req: IncomingMessage, res: ServerRespo
     }
     if (b === "events" && segments.length === 2) {
       if (method !== "GET") return methodNotAllowed(res, "GET", "events");
-      // A node with a durable log (history-routes.ts) answers from it; else the in-memory ring.
+      // A node (VigilNode) serves this from its history routes (history-routes.ts): the store,
+      // else its ring. A backend without them is answered from its ring here, with the same
+      // parameters, checks and answer (one parser: parseEventsRequest).
       if (backend.extraRoute !== undefined && (await backend.extraRoute(req, res, segments, url)))
         return "events";
-      const page = backend.queryEvents(parseQuery(url));
+      const page = eventsFromMemory((q) => backend.queryEvents(q), parseEventsRequest(url, Date.now()));
       sendJson(res, 200, page);
       return "events";
     }
