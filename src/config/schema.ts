@@ -30,6 +30,7 @@ import {
   type StoreSetting,
 } from "./history.ts";
 import { describeValue, didYouMean, expectedGot, unknownKeyMessage } from "./messages.ts";
+import { poolNamePattern } from "./names.ts";
 import { readCertFile, readKeyFile, readTokenFile, secretLimits, tokenProblem } from "./secrets.ts";
 import type {
   AlertDeliverySpec,
@@ -197,7 +198,8 @@ function duration(what: string, minMs: number, maxMs: number) {
 
 // ── pools ──
 
-export const poolNamePattern = /^[a-z0-9][a-z0-9_-]{0,61}$/;
+export { poolNamePattern } from "./names.ts";
+
 const poolNameWhat = `a pool name of lowercase letters, digits, "-" and "_", starting with a letter or digit, at most ${limits.maxPoolNameChars} characters`;
 
 /** Why `name` cannot be a pool name, or undefined when it can. Pool names become DNS labels and URL segments. */

@@ -16,7 +16,13 @@ import type { MembershipEvent, MemberView } from "../core/membership/types.ts";
 import { type CoreOutput, NodeCore } from "../core/node/node-core.ts";
 import type { Random } from "../core/random.ts";
 import type { AdminState, Effective, Health } from "../core/verdict/verdict.ts";
-import { type AgentServer, agentRequestOutcomes, startAgentServer } from "../serve/agent-server.ts";
+import {
+  type AgentServer,
+  type AgentServerStats,
+  agentRequestOutcomes,
+  startAgentServer,
+} from "../serve/agent-server.ts";
+import { type AgentTableEntry, type AgentThread, startAgentThread } from "../serve/agent-thread.ts";
 import { nodeRouteContext, serveHistoryRoute } from "../serve/api/history-routes.ts";
 import { type ApiBackend, type ApiServer, startApiServer } from "../serve/api/server.ts";
 import { targetsRoute } from "../serve/api/targets-route.ts";
@@ -44,6 +50,9 @@ export interface NodeDeps {
   logger: Logger;
   /** History timing for tests and benchmarks (src/runtime/history.ts); defaults otherwise. */
   history?: Partial<HistoryTuning>;
+  /** false: the agent-check server runs on the node's own event loop, not its own thread
+   * (src/serve/agent-thread.ts); for comparison in bench/lookup.ts. */
+  agentThread?: boolean;
 }
 
 /** Stream frames are multiplexed by their first byte. */
@@ -126,6 +135,8 @@ export class VigilNode implements ApiBackend {
   /** Tokens and TLS for the API, the peer client, the targets_allow guard (docs/security.md). */
   readonly security: NodeSecurity;
   private agent: AgentServer | undefined;
+  private agentThread: AgentThread | undefined;
+  private agentFeedQueued = false;
   private dns: DnsServer | undefined;
   /** Alerts (the config's `alerts:`), running from start() to stop(); docs/alerts.md. */
   readonly alerts: AlertManager | undefined;
@@ -214,6 +225,11 @@ export class VigilNode implements ApiBackend {
     return this.agent?.port;
   }
 
+  /** The agent-check server's counters (its thread's, read from shared memory). */
+  get agentStats(): AgentServerStats | undefined {
+    return this.agent?.stats;
+  }
+
   get dnsPort(): number | undefined {
     return this.dns?.port;
   }
@@ -285,11 +301,35 @@ export class VigilNode implements ApiBackend {
     }
     if (n.agent !== undefined) {
       const [h, p] = splitAddr(n.agent);
-      this.agent = await startAgentServer({
-        host: h,
-        port: p,
-        lookup: (pool, t) => this.agentVerdict(pool, t),
-      });
+      if (this.deps.agentThread === false) {
+        this.agent = await startAgentServer({
+          host: h,
+          port: p,
+          lookup: (pool, t) => this.agentVerdict(pool, t),
+        });
+      } else {
+        // Record changes from here on, then hand the thread the whole table: nothing falls
+        // between the two.
+        this.core.watchLookups(() => this.feedAgentSoon());
+        const thread = await startAgentThread({
+          host: h,
+          port: p,
+          entries: [...this.core.allTargets()].map((t) => [
+            t.pool,
+            t.addr.key,
+            this.agentVerdict(t.pool, t.addr.key),
+          ]),
+          onRestart: (err) => {
+            if (err === undefined)
+              this.log.warn("agent-check thread died; a new one serves the same address");
+            else
+              this.log.error({ err: err.message }, "agent-check thread died and could not be started again");
+          },
+        });
+        this.agentThread = thread;
+        this.agent = thread;
+        this.feedAgent(); // what changed while the thread started
+      }
       this.registerAgentMetrics(this.agent);
     }
     if (n.dns !== undefined) {
@@ -624,6 +664,27 @@ export class VigilNode implements ApiBackend {
     if (t === undefined) return undefined;
     if (t.verdict === "down") return this.lookupTarget(pool, target);
     return { state: this.core.effective(t), reason: "", health: t.verdict };
+  }
+
+  /** Changed lookups reach the agent thread once per event-loop turn, in one message. */
+  private feedAgentSoon(): void {
+    if (this.agentFeedQueued) return;
+    this.agentFeedQueued = true;
+    setImmediate(() => this.feedAgent());
+  }
+
+  private feedAgent(): void {
+    this.agentFeedQueued = false;
+    const thread = this.agentThread;
+    if (thread === undefined) return;
+    const entries: AgentTableEntry[] = [];
+    for (const id of this.core.takeLookupChanges()) {
+      const slash = id.indexOf("/");
+      const pool = id.slice(0, slash);
+      const target = id.slice(slash + 1);
+      entries.push([pool, target, this.agentVerdict(pool, target)]);
+    }
+    thread.update(entries);
   }
 
   healthyTargets(pool: string): TargetAddr[] | undefined {

@@ -60,6 +60,8 @@ export interface AgentServerOptions {
   /** Deadline for the whole request line, counted from accept, so a client trickling one byte
    * at a time is cut off as surely as a silent one. */
   idleTimeoutMs?: number;
+  /** Where to count (agentStatCells cells, shared memory allowed); a fresh array if absent. */
+  statCells?: Float64Array;
 }
 
 /** How one connection ended: its verdict's state when answered, or why it got no answer. */
@@ -116,48 +118,66 @@ export interface AgentServer {
   close(): Promise<void>;
 }
 
-class Counters implements AgentServerStats {
-  readonly requests: Record<AgentRequestOutcome, number> = {
-    up: 0,
-    down: 0,
-    unknown: 0,
-    maint: 0,
-    drain: 0,
-    unknown_target: 0,
-    bad_request: 0,
-    idle_timeout: 0,
-    rejected: 0,
-    error: 0,
+const badRequestKindList: readonly AgentRequestErrorKind[] = [
+  "line_too_long",
+  "empty",
+  "bad_bytes",
+  "bad_format",
+  "bad_pool",
+  "bad_target",
+  "incomplete",
+];
+
+/** Counter cells: one per outcome, one per bad-request kind, then the open connections. */
+export const agentStatCells = agentRequestOutcomes.length + badRequestKindList.length + 1;
+const outcomeCell = Object.fromEntries(agentRequestOutcomes.map((o, i) => [o, i])) as Record<
+  AgentRequestOutcome,
+  number
+>;
+const kindCell = Object.fromEntries(
+  badRequestKindList.map((k, i) => [k, agentRequestOutcomes.length + i]),
+) as Record<AgentRequestErrorKind, number>;
+const activeCell = agentStatCells - 1;
+
+/**
+ * The counters over a Float64Array of agentStatCells cells, which may live in shared memory:
+ * the agent thread (agent-thread.ts) counts into cells the node's thread reads for /metrics.
+ * One writer; a reader may see a count a moment old, never a torn one (aligned 8-byte stores).
+ */
+export function agentStatsView(cells: Float64Array): AgentServerStats {
+  assert(cells.length === agentStatCells, `agent stats need ${agentStatCells} cells`);
+  const requests = {} as Record<AgentRequestOutcome, number>;
+  for (const o of agentRequestOutcomes)
+    Object.defineProperty(requests, o, { enumerable: true, get: () => cells[outcomeCell[o]]! });
+  const badRequestKinds = {} as Record<AgentRequestErrorKind, number>;
+  for (const k of badRequestKindList)
+    Object.defineProperty(badRequestKinds, k, { enumerable: true, get: () => cells[kindCell[k]]! });
+  const at = (o: AgentRequestOutcome): number => cells[outcomeCell[o]]!;
+  return {
+    requests,
+    badRequestKinds,
+    get answered() {
+      return at("up") + at("down") + at("unknown") + at("maint") + at("drain");
+    },
+    get unknownTargets() {
+      return at("unknown_target");
+    },
+    get badRequests() {
+      return at("bad_request");
+    },
+    get idleTimeouts() {
+      return at("idle_timeout");
+    },
+    get rejectedConnections() {
+      return at("rejected");
+    },
+    get errors() {
+      return at("error");
+    },
+    get activeConnections() {
+      return cells[activeCell]!;
+    },
   };
-  readonly badRequestKinds: Record<AgentRequestErrorKind, number> = {
-    line_too_long: 0,
-    empty: 0,
-    bad_bytes: 0,
-    bad_format: 0,
-    bad_pool: 0,
-    bad_target: 0,
-    incomplete: 0,
-  };
-  activeConnections = 0;
-  get answered(): number {
-    const r = this.requests;
-    return r.up + r.down + r.unknown + r.maint + r.drain;
-  }
-  get unknownTargets(): number {
-    return this.requests.unknown_target;
-  }
-  get badRequests(): number {
-    return this.requests.bad_request;
-  }
-  get idleTimeouts(): number {
-    return this.requests.idle_timeout;
-  }
-  get rejectedConnections(): number {
-    return this.requests.rejected;
-  }
-  get errors(): number {
-    return this.requests.error;
-  }
 }
 
 const verdictStates = new Set<AgentRequestOutcome>(["up", "down", "unknown", "maint", "drain"]);
@@ -174,7 +194,9 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
   const idleTimeoutMs = opts.idleTimeoutMs ?? agentIdleTimeoutMsDefault;
   assert(Number.isInteger(maxConnections) && maxConnections >= 1, "maxConnections must be an integer ≥ 1");
   assert(Number.isFinite(idleTimeoutMs) && idleTimeoutMs > 0, "idleTimeoutMs must be positive");
-  const stats = new Counters();
+  const cells = opts.statCells ?? new Float64Array(agentStatCells);
+  assert(cells.length === agentStatCells, `statCells must have ${agentStatCells} cells`);
+  const stats = agentStatsView(cells);
   // In accept order, which is deadline order: every connection gets the same bound.
   const open = new ConnList<AgentConn>();
 
@@ -182,7 +204,7 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
   const settle = (c: AgentConn, o: AgentRequestOutcome): void => {
     if (c.outcome !== undefined) return;
     c.outcome = o;
-    stats.requests[o]++;
+    cells[outcomeCell[o]]!++;
   };
 
   // One timer for every connection's idle bound, not one per connection: at thousands of
@@ -208,7 +230,7 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
 
   const serve = (socket: Socket): void => {
     if (open.size >= maxConnections) {
-      stats.requests.rejected++;
+      cells[outcomeCell.rejected]!++;
       socket.on("error", () => {});
       socket.destroy();
       return;
@@ -223,7 +245,7 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
       listed: false,
     };
     open.push(conn);
-    stats.activeConnections = open.size;
+    cells[activeCell] = open.size;
     armSweep(now);
     // No setNoDelay: the reply is the connection's only write, and Nagle never holds back the
     // first segment, so the syscall would buy nothing.
@@ -235,7 +257,7 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
       const { result } = step;
       if (!result.ok) {
         settle(conn, "bad_request");
-        stats.badRequestKinds[result.error.kind]++;
+        cells[kindCell[result.error.kind]]!++;
         socket.end(noChangeReply);
         return;
       }
@@ -279,7 +301,7 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
       // A peer that reset the connection before deciding anything.
       settle(conn, "error");
       open.remove(conn);
-      stats.activeConnections = open.size;
+      cells[activeCell] = open.size;
     });
   };
 
@@ -295,7 +317,7 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
   });
   // After listening, an accept that fails (EMFILE) is one connection lost, not a reason to crash.
   server.on("error", () => {
-    stats.requests.error++;
+    cells[outcomeCell.error]!++;
   });
   const address = server.address();
   assert(address !== null && typeof address === "object", "agent server listens on TCP");

@@ -11,7 +11,7 @@
 // touches nothing; that is the answer Vigil gives whenever it has nothing trustworthy to say.
 
 import { AddressProblem, parseHostPort } from "../../config/address.ts";
-import { poolNamePattern } from "../../config/schema.ts";
+import { poolNamePattern } from "../../config/names.ts";
 import { assert } from "../assert.ts";
 
 /** Bytes of one request line, newline included. HAProxy sends `<pool>/<host:port>\n`: a

@@ -220,6 +220,10 @@ export class NodeCore {
   /** LWW entries stored since the shell last took them (latest per key); off until watchState. */
   private stateChanges: Map<string, StateEntry> | undefined;
   private onStateChange: (() => void) | undefined;
+  /** Targets whose lookup answer (agent-check reply) may have changed since the shell last
+   * took them; off until watchLookups. */
+  private lookupChanges: Set<string> | undefined;
+  private onLookupChange: (() => void) | undefined;
   /** Counts the entries a restore stores, which are not changes to persist again. */
   private restoring: { stored: number } | undefined;
   readonly stats = {
@@ -405,6 +409,7 @@ export class NodeCore {
         };
         ps.targets.set(addr.key, t);
         this.targets.set(t.id, t);
+        this.lookupChanged(t.id);
         this.observations.restoreTarget(t.id);
         this.ownerChanges(this.placement.addTarget({ id: t.id, k: spec.observers, spread: spec.spread }));
       } else if (placementChanged) {
@@ -431,12 +436,14 @@ export class NodeCore {
     this.observations.removeTarget(t.id, this.wallMs);
     ps.targets.delete(t.addr.key);
     this.targets.delete(t.id);
+    this.lookupChanged(t.id);
   }
 
   private applyAdminChanges(changes: readonly LwwChange<AdminValue>[], source: string): void {
     for (const c of changes) {
       const t = this.targets.get(c.key);
       if (t === undefined) continue;
+      this.lookupChanged(t.id);
       const after = c.after;
       this.emit({
         type: "target.admin",
@@ -578,6 +585,8 @@ export class NodeCore {
         cause: transition.cause,
       });
     }
+    // A down target's reply names this node's latest reason when it votes, flip or not.
+    if (t.verdict === "down") this.lookupChanged(t.id);
     if (transition !== undefined || t.mustReport) {
       t.mustReport = false;
       const delta = this.observations.localWrite(id, next);
@@ -657,6 +666,8 @@ export class NodeCore {
       voters.map((r) => r.value.state),
       t.verdict,
     );
+    // A down target's reply carries the reason its votes give, which moves without a flip.
+    if (v !== t.verdict || v === "down") this.lookupChanged(t.id);
     if (v === t.verdict) return;
     const from = t.verdict;
     t.verdict = v;
@@ -973,6 +984,34 @@ export class NodeCore {
   watchState(onChange: () => void): void {
     this.stateChanges ??= new Map();
     this.onStateChange = onChange;
+  }
+
+  /**
+   * Starts recording which targets' lookup answers may have changed: a verdict that flipped,
+   * a down verdict whose votes moved (its reason may have), an admin state, a target added or
+   * removed. `onChange` is called when the first change arrives while none was waiting: take
+   * them with takeLookupChanges, off the caller's stack. Feeds the agent-check thread's table.
+   */
+  watchLookups(onChange: () => void): void {
+    this.lookupChanges ??= new Set();
+    this.onLookupChange = onChange;
+  }
+
+  /** The target ids (`pool/host:port`) touched since the last call; some may be gone. */
+  takeLookupChanges(): string[] {
+    const s = this.lookupChanges;
+    if (s === undefined || s.size === 0) return [];
+    const out = [...s];
+    s.clear();
+    return out;
+  }
+
+  private lookupChanged(id: string): void {
+    const s = this.lookupChanges;
+    if (s === undefined) return;
+    const first = s.size === 0;
+    s.add(id);
+    if (first) this.onLookupChange?.();
   }
 
   /** The entries stored since the last call, the latest per key. */

@@ -1,0 +1,192 @@
+import assert from "node:assert/strict";
+import { connect, createServer } from "node:net";
+import { after, before, describe, it } from "node:test";
+import type { CheckResult, Prober } from "../../src/checkers/types.ts";
+import { parseConfigText } from "../../src/config/load.ts";
+import { SeededRandom } from "../../src/core/random.ts";
+import { systemClock } from "../../src/runtime/clock.ts";
+import { silentLogger } from "../../src/runtime/log.ts";
+import { VigilNode } from "../../src/runtime/node.ts";
+import { type AgentThread, startAgentThread } from "../../src/serve/agent-thread.ts";
+import { eventually } from "../helpers/origins.ts";
+
+// The agent-check server on its own thread (src/serve/agent-thread.ts): it answers from the
+// table the node pushes, counts into memory the node reads, comes back after a crash with the
+// latest table, and, inside a node, follows every kind of change a reply depends on.
+
+/** One agent-check exchange as HAProxy makes it: connect, send the line, read to the close. */
+function ask(port: number, line: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, "127.0.0.1", () => s.write(line));
+    let out = "";
+    s.setEncoding("latin1");
+    s.on("data", (d) => {
+      out += d;
+    });
+    s.on("end", () => resolve(out));
+    s.on("error", reject);
+  });
+}
+
+describe("agent-check thread", () => {
+  let thread: AgentThread;
+  before(async () => {
+    thread = await startAgentThread({
+      host: "127.0.0.1",
+      port: 0,
+      entries: [
+        ["web", "10.0.0.1:80", { state: "up", reason: "", health: "up" }],
+        ["web", "10.0.0.2:80", { state: "down", reason: "status 503", health: "down" }],
+        ["web", "10.0.0.3:80", undefined],
+      ],
+    });
+  });
+  after(async () => {
+    await thread.close();
+  });
+
+  it("answers from the table it started with", async () => {
+    assert.equal(await ask(thread.port, "web/10.0.0.1:80\n"), "up ready\n");
+    assert.equal(await ask(thread.port, "web/10.0.0.2:80\n"), "down ready #status 503\n");
+    assert.equal(await ask(thread.port, "web/10.0.0.3:80\n"), "\n", "a row without a verdict is no row");
+    assert.equal(await ask(thread.port, "api/10.0.0.1:80\n"), "\n", "another pool");
+  });
+
+  it("counts into memory the caller reads without a message", async () => {
+    const before = { ...thread.stats.requests };
+    await ask(thread.port, "web/10.0.0.1:80\n");
+    await ask(thread.port, "web/10.0.0.9:80\n");
+    await ask(thread.port, "not a request\n");
+    // The thread counts before it writes the reply, so the counts are there when it arrives.
+    assert.equal(thread.stats.requests.up - before.up, 1);
+    assert.equal(thread.stats.requests.unknown_target - before.unknown_target, 1);
+    assert.equal(thread.stats.requests.bad_request - before.bad_request, 1);
+    assert.equal(thread.stats.badRequestKinds.bad_format, 1);
+    assert.equal(thread.stats.answered, thread.stats.requests.up + thread.stats.requests.down);
+  });
+
+  it("follows updates: a changed verdict, a new row, a removed row", async () => {
+    thread.update([
+      ["web", "10.0.0.1:80", { state: "maint", reason: "deploy", health: "up" }],
+      ["web", "10.0.0.4:80", { state: "drain", reason: "", health: "up" }],
+      ["web", "10.0.0.2:80", undefined],
+    ]);
+    await eventually(
+      async () => (await ask(thread.port, "web/10.0.0.1:80\n")) === "maint\n",
+      "maint",
+    );
+    assert.equal(await ask(thread.port, "web/10.0.0.4:80\n"), "up drain\n");
+    assert.equal(await ask(thread.port, "web/10.0.0.2:80\n"), "\n");
+  });
+
+  it("a thread that dies is started again on the same port, with the latest table", async () => {
+    const port = thread.port;
+    thread.update([
+      ["web", "10.0.0.5:80", { state: "down", reason: "timeout after 2000ms", health: "down" }],
+    ]);
+    await eventually(async () => (await ask(port, "web/10.0.0.5:80\n")).startsWith("down"), "row 5 served");
+    const answered = thread.stats.answered;
+    await thread.killForTest();
+    await eventually(() => thread.restarts === 1, "restarted");
+    const reply = await eventually(async () => {
+      try {
+        return await ask(port, "web/10.0.0.5:80\n");
+      } catch {
+        return undefined; // refused while the new thread starts
+      }
+    }, "answers again");
+    assert.equal(reply, "down ready #timeout after 2000ms\n");
+    assert.equal(await ask(port, "web/10.0.0.1:80\n"), "maint\n");
+    assert.ok(thread.stats.answered > answered, "counting goes on in the same cells");
+  });
+
+  it("a port in use is the listen error, with its code", async () => {
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, "127.0.0.1", r));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      await assert.rejects(startAgentThread({ host: "127.0.0.1", port, entries: [] }), {
+        code: "EADDRINUSE",
+      });
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it("close stops the thread and frees the port", async () => {
+    const t = await startAgentThread({ host: "127.0.0.1", port: 0, entries: [] });
+    await t.close();
+    await assert.rejects(ask(t.port, "web/10.0.0.1:80\n"), { code: "ECONNREFUSED" });
+  });
+});
+
+describe("agent-check thread inside a node", () => {
+  /** What each target's checks return now, by host: the test flips them. */
+  const results = new Map<string, CheckResult>();
+  const prober: Prober = {
+    check: (req) =>
+      Promise.resolve(results.get(req.target.host) ?? { ok: true, latencyMs: 0.1, reason: "status 200" }),
+    close: () => Promise.resolve(),
+  };
+  let node: VigilNode;
+  before(async () => {
+    const cfg = parseConfigText(
+      `
+node: { name: a1, api: "127.0.0.1:0", gossip: "127.0.0.1:0", agent: "127.0.0.1:0" }
+defaults: { interval: 100ms, timeout: 80ms, rise: 1, fall: 1 }
+pools:
+  web:
+    check: { type: http, path: /healthz }
+    targets: [10.1.0.1:80, 10.1.0.2:80]
+`,
+      "<test>",
+    );
+    node = new VigilNode(cfg, {
+      clock: systemClock,
+      random: new SeededRandom(3),
+      prober,
+      logger: silentLogger,
+    });
+    await node.start();
+  });
+  after(async () => {
+    await node.stop();
+  });
+  const agent = (line: string) => ask(node.agentPort!, line);
+  const until = (line: string, want: string) =>
+    eventually(async () => (await agent(line)) === want, `${line.trim()} answers ${JSON.stringify(want)}`);
+
+  it("follows verdicts, a down target's reason, admin states, pools added and deleted", async () => {
+    await until("web/10.1.0.1:80\n", "up ready\n");
+    results.set("10.1.0.2", { ok: false, latencyMs: 0.1, reason: "status 503" });
+    await until("web/10.1.0.2:80\n", "down ready #status 503\n");
+    // Still down, for another reason: no flip, but the reply changes.
+    results.set("10.1.0.2", { ok: false, latencyMs: 80, reason: "timeout after 80ms" });
+    await until("web/10.1.0.2:80\n", "down ready #timeout after 80ms\n");
+    results.delete("10.1.0.2");
+    await until("web/10.1.0.2:80\n", "up ready\n");
+    node.setAdmin("web", "10.1.0.1:80", { state: "maint", reason: "kernel upgrade" });
+    await until("web/10.1.0.1:80\n", "maint\n");
+    node.setAdmin("web", "10.1.0.1:80", { state: "none" });
+    await until("web/10.1.0.1:80\n", "up ready\n");
+    node.putPool("api", {
+      check: { type: "tcp" },
+      interval: "100ms",
+      timeout: "80ms",
+      rise: 1,
+      fall: 1,
+      targets: ["10.1.0.9:81"],
+    });
+    await until("api/10.1.0.9:81\n", "up ready\n");
+    node.deletePool("api");
+    await until("api/10.1.0.9:81\n", "\n");
+  });
+
+  it("its counts reach the node's /metrics", async () => {
+    await agent("web/10.1.0.1:80\n");
+    const text = await (await fetch(`${node.apiUrl}/metrics`)).text();
+    const up = Number(/vigil_agent_requests_total\{result="up"\} (\d+)/.exec(text)?.[1]);
+    assert.ok(up >= 1, `up count ${up}`);
+    assert.equal(up, node.agentStats?.requests.up);
+  });
+});
