@@ -968,7 +968,9 @@ async function main(): Promise<void> {
   }
   console.log(JSON.stringify(summary, null, 2));
   if (!write) return;
-  const path = writeResults(checkInterval === "1h" ? "lookup" : "lookup-checking", {
+  const name =
+    (checkInterval === "1h" ? "lookup" : "lookup-checking") + (arg("agent-thread", 1) === 0 ? "-loop" : "");
+  const path = writeResults(name, {
     machine: {
       cores: availableParallelism(),
       loadavgBefore: loadBefore,
