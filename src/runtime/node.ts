@@ -344,6 +344,7 @@ export class VigilNode implements ApiBackend {
             : { targets: targets.map((t) => ({ host: t.host, port: t.port })) };
         },
       });
+      this.registerDnsMetrics(this.dns);
     }
     if (n.join.length > 0) {
       // Hold checks until the join completes (or fails): alone, this node would own and
@@ -812,6 +813,75 @@ export class VigilNode implements ApiBackend {
         // The server keeps the counts; a scrape copies them.
         this.reset();
         for (const o of agentRequestOutcomes) this.labels(o).inc(agent.stats.requests[o]);
+      },
+    });
+  }
+
+  private registerDnsMetrics(dns: DnsServer): void {
+    const reg = [this.metrics.registry];
+    const counterOf = (name: string, help: string, read: () => number) =>
+      new Counter({
+        name,
+        help,
+        registers: reg,
+        collect() {
+          this.reset();
+          this.inc(read());
+        },
+      });
+    // The server keeps the counts; a scrape copies them.
+    new Counter({
+      name: "vigil_dns_responses_total",
+      help: "DNS responses sent, by transport (udp, tcp) and rcode.",
+      labelNames: ["transport", "rcode"] as const,
+      registers: reg,
+      collect() {
+        this.reset();
+        for (const [transport, byRcode] of Object.entries(dns.stats.responses))
+          for (const [rcode, n] of Object.entries(byRcode)) if (n > 0) this.labels(transport, rcode).inc(n);
+      },
+    });
+    new Counter({
+      name: "vigil_dns_truncated_total",
+      help: "DNS responses sent with TC set (the answer did not fit), by transport.",
+      labelNames: ["transport"] as const,
+      registers: reg,
+      collect() {
+        this.reset();
+        for (const [transport, n] of Object.entries(dns.stats.truncated)) this.labels(transport).inc(n);
+      },
+    });
+    new Counter({
+      name: "vigil_dns_dropped_total",
+      help: "DNS messages or connections not answered, by reason (short, response, too_large, tcp_connection_limit, tcp_partial, udp_send_error).",
+      labelNames: ["reason"] as const,
+      registers: reg,
+      collect() {
+        this.reset();
+        for (const [reason, n] of Object.entries(dns.stats.dropped)) this.labels(reason).inc(n);
+      },
+    });
+    counterOf(
+      "vigil_dns_internal_errors_total",
+      "DNS queries answered SERVFAIL because answering them failed (a bug; should stay 0).",
+      () => dns.stats.internalErrors,
+    );
+    counterOf(
+      "vigil_dns_tcp_connections_accepted_total",
+      "DNS TCP connections accepted.",
+      () => dns.stats.tcp.accepted,
+    );
+    counterOf(
+      "vigil_dns_tcp_idle_closed_total",
+      "DNS TCP connections closed for sitting idle.",
+      () => dns.stats.tcp.idleClosed,
+    );
+    new Gauge({
+      name: "vigil_dns_tcp_connections",
+      help: "DNS TCP connections open now.",
+      registers: reg,
+      collect() {
+        this.set(dns.stats.tcp.open);
       },
     });
   }
