@@ -136,6 +136,8 @@ export async function startAgentThread(opts: AgentThreadOptions): Promise<AgentT
           }
           worker = next.worker;
           watch(next.worker);
+          // Rows that changed while it started went to no thread: send the table again.
+          next.worker.postMessage({ type: "set", entries: [...table.values()] } satisfies AgentThreadCommand);
           opts.onRestart?.(undefined);
         },
         (e: unknown) => opts.onRestart?.(e instanceof Error ? e : new Error(String(e))),

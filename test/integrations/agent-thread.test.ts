@@ -87,6 +87,8 @@ describe("agent-check thread", () => {
     await eventually(async () => (await ask(port, "web/10.0.0.5:80\n")).startsWith("down"), "row 5 served");
     const answered = thread.stats.answered;
     await thread.killForTest();
+    // A change while no thread listens must reach the next one.
+    thread.update([["web", "10.0.0.6:80", { state: "up", reason: "", health: "up" }]]);
     await eventually(() => thread.restarts === 1, "restarted");
     const reply = await eventually(async () => {
       try {
@@ -96,6 +98,7 @@ describe("agent-check thread", () => {
       }
     }, "answers again");
     assert.equal(reply, "down ready #timeout after 2000ms\n");
+    await eventually(async () => (await ask(port, "web/10.0.0.6:80\n")) === "up ready\n", "row 6 served");
     assert.equal(await ask(port, "web/10.0.0.1:80\n"), "maint\n");
     assert.ok(thread.stats.answered > answered, "counting goes on in the same cells");
   });
