@@ -468,7 +468,7 @@ async function startNode(): Promise<{
     random: new SeededRandom(5),
     prober: stubProber,
     logger: silentLogger,
-    agentThread: arg("agent-thread", 1) !== 0,
+    lookupThread: arg("agent-thread", 1) !== 0,
   });
   await node.start();
   // Every target checked once or twice (first checks spread over one 2 s interval)...

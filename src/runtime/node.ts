@@ -22,11 +22,11 @@ import {
   agentRequestOutcomes,
   startAgentServer,
 } from "../serve/agent-server.ts";
-import { type AgentTableEntry, type AgentThread, startAgentThread } from "../serve/agent-thread.ts";
 import { nodeRouteContext, serveHistoryRoute } from "../serve/api/history-routes.ts";
 import { type ApiBackend, type ApiServer, startApiServer } from "../serve/api/server.ts";
 import { targetsRoute } from "../serve/api/targets-route.ts";
-import { type DnsServer, startDnsServer } from "../serve/dns-server.ts";
+import { type DnsServer, type DnsTarget, startDnsServer } from "../serve/dns-server.ts";
+import { type AgentTableEntry, type LookupThread, startLookupThread } from "../serve/lookup-thread.ts";
 import { createNodeMetrics, type NodeMetrics } from "../serve/metrics.ts";
 import { createNodeSecurity, type NodeSecurity } from "../serve/security.ts";
 import { EventStreams } from "../serve/sse.ts";
@@ -50,9 +50,9 @@ export interface NodeDeps {
   logger: Logger;
   /** History timing for tests and benchmarks (src/runtime/history.ts); defaults otherwise. */
   history?: Partial<HistoryTuning>;
-  /** false: the agent-check server runs on the node's own event loop, not its own thread
-   * (src/serve/agent-thread.ts); for comparison in bench/lookup.ts. */
-  agentThread?: boolean;
+  /** false: the agent-check and DNS servers run on the node's own event loop, not on the
+   * lookup thread (src/serve/lookup-thread.ts); for comparison in bench/lookup.ts. */
+  lookupThread?: boolean;
 }
 
 /** Stream frames are multiplexed by their first byte. */
@@ -135,8 +135,8 @@ export class VigilNode implements ApiBackend {
   /** Tokens and TLS for the API, the peer client, the targets_allow guard (docs/security.md). */
   readonly security: NodeSecurity;
   private agent: AgentServer | undefined;
-  private agentThread: AgentThread | undefined;
-  private agentFeedQueued = false;
+  private lookups: LookupThread | undefined;
+  private lookupFeedQueued = false;
   private dns: DnsServer | undefined;
   /** Alerts (the config's `alerts:`), running from start() to stop(); docs/alerts.md. */
   readonly alerts: AlertManager | undefined;
@@ -299,53 +299,7 @@ export class VigilNode implements ApiBackend {
     for (const [name, spec] of this.config.pools) {
       this.core.putPool(name, this.config.rawPools.get(name) ?? spec, this.now(), this.wall(), "config");
     }
-    if (n.agent !== undefined) {
-      const [h, p] = splitAddr(n.agent);
-      if (this.deps.agentThread === false) {
-        this.agent = await startAgentServer({
-          host: h,
-          port: p,
-          lookup: (pool, t) => this.agentVerdict(pool, t),
-        });
-      } else {
-        // Record changes from here on, then hand the thread the whole table: nothing falls
-        // between the two.
-        this.core.watchLookups(() => this.feedAgentSoon());
-        const thread = await startAgentThread({
-          host: h,
-          port: p,
-          entries: [...this.core.allTargets()].map((t) => [
-            t.pool,
-            t.addr.key,
-            this.agentVerdict(t.pool, t.addr.key),
-          ]),
-          onRestart: (err) => {
-            if (err === undefined)
-              this.log.warn("agent-check thread died; a new one serves the same address");
-            else
-              this.log.error({ err: err.message }, "agent-check thread died and could not be started again");
-          },
-        });
-        this.agentThread = thread;
-        this.agent = thread;
-        this.feedAgent(); // what changed while the thread started
-      }
-      this.registerAgentMetrics(this.agent);
-    }
-    if (n.dns !== undefined) {
-      const [h, p] = splitAddr(n.dns);
-      this.dns = await startDnsServer({
-        host: h,
-        port: p,
-        lookup: (pool) => {
-          const targets = this.core.healthy(pool);
-          return targets === undefined
-            ? undefined
-            : { targets: targets.map((t) => ({ host: t.host, port: t.port })) };
-        },
-      });
-      this.registerDnsMetrics(this.dns);
-    }
+    await this.startLookupServers();
     if (n.join.length > 0) {
       // Hold checks until the join completes (or fails): alone, this node would own and
       // check every target only to hand most of them over a moment later.
@@ -667,25 +621,92 @@ export class VigilNode implements ApiBackend {
     return { state: this.core.effective(t), reason: "", health: t.verdict };
   }
 
-  /** Changed lookups reach the agent thread once per event-loop turn, in one message. */
-  private feedAgentSoon(): void {
-    if (this.agentFeedQueued) return;
-    this.agentFeedQueued = true;
-    setImmediate(() => this.feedAgent());
+  /**
+   * The agent-check and DNS servers, on the lookup thread (src/serve/lookup-thread.ts) unless
+   * deps.lookupThread is false, in which case they answer on this event loop.
+   */
+  private async startLookupServers(): Promise<void> {
+    const n = this.config.node;
+    const agentAt = n.agent === undefined ? undefined : splitAddr(n.agent);
+    const dnsAt = n.dns === undefined ? undefined : splitAddr(n.dns);
+    if (agentAt === undefined && dnsAt === undefined) return;
+    if (this.deps.lookupThread === false) {
+      if (agentAt !== undefined)
+        this.agent = await startAgentServer({
+          host: agentAt[0],
+          port: agentAt[1],
+          lookup: (pool, t) => this.agentVerdict(pool, t),
+        });
+      if (dnsAt !== undefined)
+        this.dns = await startDnsServer({
+          host: dnsAt[0],
+          port: dnsAt[1],
+          lookup: (pool) => this.dnsAnswer(pool),
+        });
+    } else {
+      // Record changes from here on, then hand the thread the whole tables: nothing falls
+      // between the two.
+      this.core.watchLookups(() => this.feedLookupsSoon());
+      const thread = await startLookupThread({
+        ...(agentAt === undefined ? {} : { agent: { host: agentAt[0], port: agentAt[1] } }),
+        ...(dnsAt === undefined ? {} : { dns: { host: dnsAt[0], port: dnsAt[1] } }),
+        agentEntries:
+          agentAt === undefined
+            ? []
+            : [...this.core.allTargets()].map((t) => [
+                t.pool,
+                t.addr.key,
+                this.agentVerdict(t.pool, t.addr.key),
+              ]),
+        dnsEntries:
+          dnsAt === undefined ? [] : this.core.poolNames().map((p) => [p, this.dnsAnswer(p)?.targets]),
+        onRestart: (err) => {
+          if (err === undefined) this.log.warn("lookup thread died; a new one serves the same addresses");
+          else this.log.error({ err: err.message }, "lookup thread died and could not be started again");
+        },
+        onDnsInternalError: (message) => this.log.error({ err: message }, "dns: query answered SERVFAIL"),
+      });
+      this.lookups = thread;
+      this.agent = thread.agent;
+      this.dns = thread.dns;
+      this.feedLookups(); // what changed while the thread started
+    }
+    if (this.agent !== undefined) this.registerAgentMetrics(this.agent);
+    if (this.dns !== undefined) this.registerDnsMetrics(this.dns);
   }
 
-  private feedAgent(): void {
-    this.agentFeedQueued = false;
-    const thread = this.agentThread;
+  /** A pool's DNS answer: its healthy targets (fail_open included), undefined for no pool. */
+  private dnsAnswer(pool: string): { targets: DnsTarget[] } | undefined {
+    const targets = this.core.healthy(pool);
+    return targets === undefined
+      ? undefined
+      : { targets: targets.map((t) => ({ host: t.host, port: t.port })) };
+  }
+
+  /** Changed lookups reach the lookup thread once per event-loop turn, in one message each. */
+  private feedLookupsSoon(): void {
+    if (this.lookupFeedQueued) return;
+    this.lookupFeedQueued = true;
+    setImmediate(() => this.feedLookups());
+  }
+
+  private feedLookups(): void {
+    this.lookupFeedQueued = false;
+    const thread = this.lookups;
     if (thread === undefined) return;
-    const entries: AgentTableEntry[] = [];
-    for (const id of this.core.takeLookupChanges()) {
-      const slash = id.indexOf("/");
-      const pool = id.slice(0, slash);
-      const target = id.slice(slash + 1);
-      entries.push([pool, target, this.agentVerdict(pool, target)]);
+    const { targets, pools } = this.core.takeLookupChanges();
+    if (thread.agent !== undefined && targets.length > 0) {
+      const entries: AgentTableEntry[] = [];
+      for (const id of targets) {
+        const slash = id.indexOf("/");
+        const pool = id.slice(0, slash);
+        const target = id.slice(slash + 1);
+        entries.push([pool, target, this.agentVerdict(pool, target)]);
+      }
+      thread.updateAgent(entries);
     }
-    thread.update(entries);
+    if (thread.dns !== undefined && pools.length > 0)
+      thread.updateDns(pools.map((p) => [p, this.dnsAnswer(p)?.targets]));
   }
 
   healthyTargets(pool: string): TargetAddr[] | undefined {

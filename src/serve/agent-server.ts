@@ -141,7 +141,7 @@ const activeCell = agentStatCells - 1;
 
 /**
  * The counters over a Float64Array of agentStatCells cells, which may live in shared memory:
- * the agent thread (agent-thread.ts) counts into cells the node's thread reads for /metrics.
+ * the lookup thread (lookup-thread.ts) counts into cells the node's thread reads for /metrics.
  * One writer; a reader may see a count a moment old, never a torn one (aligned 8-byte stores).
  */
 export function agentStatsView(cells: Float64Array): AgentServerStats {

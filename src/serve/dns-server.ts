@@ -11,7 +11,7 @@ import { DnsResponder, type DnsResponderOptions, type DnsStats } from "./dns/res
 
 export type { RcodeName } from "./dns/message.ts";
 export type { DnsDropReason, DnsResponderOptions, DnsStats, DnsTransport } from "./dns/responder.ts";
-export { DnsResponder } from "./dns/responder.ts";
+export { DnsResponder, dnsStatCells, dnsStatsOver } from "./dns/responder.ts";
 export type { DnsLookup, DnsTarget } from "./dns/zone.ts";
 
 /**

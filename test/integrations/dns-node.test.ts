@@ -110,6 +110,45 @@ pools:
     );
   });
 
+  it("follows admin states, pools added and deleted, and fail_open", async () => {
+    const a = async (name: string): Promise<string[]> => addresses(await ask(port, name, "A"));
+    node.setAdmin("web", "10.2.0.1:8080", { state: "maint", reason: "disk" });
+    await eventually(async () => !(await a("web.service.vigil.")).includes("10.2.0.1"), "maint left out");
+    node.setAdmin("web", "10.2.0.1:8080", { state: "none" });
+    await eventually(async () => (await a("web.service.vigil.")).includes("10.2.0.1"), "maint lifted");
+    // Every target of this pool fails its checks; fail_open still serves them.
+    for (const h of ["10.3.0.1", "10.3.0.2"])
+      results.set(h, { ok: false, latencyMs: 0.1, reason: "status 503" });
+    const pool = (failOpen: boolean) => ({
+      check: { type: "tcp" },
+      interval: "100ms",
+      timeout: "80ms",
+      rise: 1,
+      fall: 1,
+      fail_open: failOpen,
+      targets: ["10.3.0.1:81", "10.3.0.2:81"],
+    });
+    node.putPool("db", pool(false));
+    await eventually(async () => {
+      const r = await ask(port, "db.service.vigil.", "A");
+      return (
+        rcodeOf(r) === "NOERROR" &&
+        addresses(r).length === 0 &&
+        node.lookupTarget("db", "10.3.0.1:81")?.state === "down"
+      );
+    }, "db answered, nothing healthy");
+    node.putPool("db", pool(true));
+    await eventually(
+      async () => JSON.stringify(await a("db.service.vigil.")) === JSON.stringify(["10.3.0.1", "10.3.0.2"]),
+      "fail_open serves both",
+    );
+    node.deletePool("db");
+    await eventually(
+      async () => rcodeOf(await ask(port, "db.service.vigil.", "A")) === "NXDOMAIN",
+      "deleted pool is NXDOMAIN",
+    );
+  });
+
   it("says NXDOMAIN for a pool it does not know", async () => {
     assert.equal(rcodeOf(await ask(port, "nope.service.vigil.", "A")), "NXDOMAIN");
   });

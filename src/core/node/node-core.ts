@@ -223,6 +223,8 @@ export class NodeCore {
   /** Targets whose lookup answer (agent-check reply) may have changed since the shell last
    * took them; off until watchLookups. */
   private lookupChanges: Set<string> | undefined;
+  /** Pools whose healthy list (DNS answer) may have changed; with lookupChanges. */
+  private lookupPoolChanges: Set<string> | undefined;
   private onLookupChange: (() => void) | undefined;
   /** Counts the entries a restore stores, which are not changes to persist again. */
   private restoring: { stored: number } | undefined;
@@ -374,6 +376,7 @@ export class NodeCore {
       if (existing === undefined) return;
       for (const t of [...existing.targets.values()]) this.dropTarget(existing, t);
       this.pools.delete(name);
+      this.lookupPoolChanged(name);
       this.emit({ type: "pool.deleted", pool: name, node: this.name, cause });
       return;
     }
@@ -392,6 +395,7 @@ export class NodeCore {
     ps.spec = spec;
     ps.doc = doc;
     this.pools.set(name, ps);
+    this.lookupPoolChanged(name); // fail_open, or the pool itself, may be new
     const keep = new Set(spec.targets.map((a) => a.key));
     for (const t of [...ps.targets.values()]) if (!keep.has(t.addr.key)) this.dropTarget(ps, t);
     for (const addr of spec.targets) {
@@ -409,7 +413,7 @@ export class NodeCore {
         };
         ps.targets.set(addr.key, t);
         this.targets.set(t.id, t);
-        this.lookupChanged(t.id);
+        this.lookupChanged(t.id, name);
         this.observations.restoreTarget(t.id);
         this.ownerChanges(this.placement.addTarget({ id: t.id, k: spec.observers, spread: spec.spread }));
       } else if (placementChanged) {
@@ -436,14 +440,14 @@ export class NodeCore {
     this.observations.removeTarget(t.id, this.wallMs);
     ps.targets.delete(t.addr.key);
     this.targets.delete(t.id);
-    this.lookupChanged(t.id);
+    this.lookupChanged(t.id, t.pool);
   }
 
   private applyAdminChanges(changes: readonly LwwChange<AdminValue>[], source: string): void {
     for (const c of changes) {
       const t = this.targets.get(c.key);
       if (t === undefined) continue;
-      this.lookupChanged(t.id);
+      this.lookupChanged(t.id, t.pool);
       const after = c.after;
       this.emit({
         type: "target.admin",
@@ -667,7 +671,8 @@ export class NodeCore {
       t.verdict,
     );
     // A down target's reply carries the reason its votes give, which moves without a flip.
-    if (v !== t.verdict || v === "down") this.lookupChanged(t.id);
+    if (v !== t.verdict) this.lookupChanged(t.id, t.pool);
+    else if (v === "down") this.lookupChanged(t.id);
     if (v === t.verdict) return;
     const from = t.verdict;
     t.verdict = v;
@@ -987,30 +992,47 @@ export class NodeCore {
   }
 
   /**
-   * Starts recording which targets' lookup answers may have changed: a verdict that flipped,
-   * a down verdict whose votes moved (its reason may have), an admin state, a target added or
-   * removed. `onChange` is called when the first change arrives while none was waiting: take
-   * them with takeLookupChanges, off the caller's stack. Feeds the agent-check thread's table.
+   * Starts recording which lookup answers may have changed. Per target (its agent-check reply):
+   * a verdict that flipped, a down verdict whose reason may have moved (its votes, or this
+   * node's own check), an admin state, the target added or removed. Per pool (its healthy list,
+   * the DNS answer): a flip, an admin state, a target added or removed, the pool's spec
+   * (fail_open) or the pool itself. `onChange` is called when the first change arrives while
+   * none was waiting: take them with takeLookupChanges, off the caller's stack. Feeds the
+   * lookup thread's tables (src/serve/lookup-thread.ts).
    */
   watchLookups(onChange: () => void): void {
     this.lookupChanges ??= new Set();
+    this.lookupPoolChanges ??= new Set();
     this.onLookupChange = onChange;
   }
 
-  /** The target ids (`pool/host:port`) touched since the last call; some may be gone. */
-  takeLookupChanges(): string[] {
-    const s = this.lookupChanges;
-    if (s === undefined || s.size === 0) return [];
-    const out = [...s];
-    s.clear();
+  /** Target ids (`pool/host:port`) and pool names touched since the last call; some may be gone. */
+  takeLookupChanges(): { targets: string[]; pools: string[] } {
+    const t = this.lookupChanges;
+    const p = this.lookupPoolChanges;
+    if (t === undefined || p === undefined) return { targets: [], pools: [] };
+    const out = { targets: [...t], pools: [...p] };
+    t.clear();
+    p.clear();
     return out;
   }
 
-  private lookupChanged(id: string): void {
-    const s = this.lookupChanges;
-    if (s === undefined) return;
-    const first = s.size === 0;
-    s.add(id);
+  private lookupChanged(id: string, pool?: string): void {
+    const t = this.lookupChanges;
+    const p = this.lookupPoolChanges;
+    if (t === undefined || p === undefined) return;
+    const first = t.size === 0 && p.size === 0;
+    t.add(id);
+    if (pool !== undefined) p.add(pool);
+    if (first) this.onLookupChange?.();
+  }
+
+  private lookupPoolChanged(pool: string): void {
+    const t = this.lookupChanges;
+    const p = this.lookupPoolChanges;
+    if (t === undefined || p === undefined) return;
+    const first = t.size === 0 && p.size === 0;
+    p.add(pool);
     if (first) this.onLookupChange?.();
   }
 

@@ -57,7 +57,49 @@ export function createDnsStats(): DnsStats {
   };
 }
 
+/** Cells a DnsStats needs when it lives in a Float64Array (dnsStatsOver). */
+export const dnsStatCells = countLeaves(createDnsStats() as unknown as Record<string, unknown>);
+
+function countLeaves(o: Record<string, unknown>): number {
+  let n = 0;
+  for (const v of Object.values(o))
+    n += typeof v === "number" ? 1 : countLeaves(v as Record<string, unknown>);
+  return n;
+}
+
+/**
+ * The same counters with every number kept in a cell of `cells` (dnsStatCells of them, shared
+ * memory allowed): the DNS server on the lookup thread counts, the node's thread reads for
+ * /metrics. Same shape, so `stats.dropped.short++` works either way. One writer.
+ */
+export function dnsStatsOver(cells: Float64Array): DnsStats {
+  const stats = createDnsStats();
+  let next = 0;
+  const wire = (o: Record<string, unknown>): void => {
+    for (const k of Object.keys(o)) {
+      const v = o[k];
+      if (typeof v !== "number") {
+        wire(v as Record<string, unknown>);
+        continue;
+      }
+      const at = next++;
+      Object.defineProperty(o, k, {
+        enumerable: true,
+        get: () => cells[at]!,
+        set: (x: number) => {
+          cells[at] = x;
+        },
+      });
+    }
+  };
+  wire(stats as unknown as Record<string, unknown>);
+  if (next !== cells.length) throw new Error(`DNS stats need ${next} cells, got ${cells.length}`);
+  return stats;
+}
+
 export interface DnsResponderOptions {
+  /** Where to count (a fresh DnsStats if absent). */
+  stats?: DnsStats;
   /** Default "vigil.". */
   domain?: string;
   /** Default 0: pools change with every check, so answers should not be cached. */
@@ -68,12 +110,13 @@ export interface DnsResponderOptions {
 }
 
 export class DnsResponder {
-  readonly stats: DnsStats = createDnsStats();
+  readonly stats: DnsStats;
   private readonly zone: Zone;
   private readonly onInternalError: ((err: unknown) => void) | undefined;
   private rotation = 0;
 
   constructor(opts: DnsResponderOptions) {
+    this.stats = opts.stats ?? createDnsStats();
     const ttlSeconds = opts.ttlSeconds ?? 0;
     if (!Number.isInteger(ttlSeconds) || ttlSeconds < 0 || ttlSeconds > maxDnsTtlSeconds) {
       throw new VigilError(

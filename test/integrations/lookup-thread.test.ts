@@ -1,18 +1,30 @@
 import assert from "node:assert/strict";
+import { createSocket } from "node:dgram";
 import { connect, createServer } from "node:net";
 import { after, before, describe, it } from "node:test";
+import { decode, encode } from "dns-packet";
 import type { CheckResult, Prober } from "../../src/checkers/types.ts";
 import { parseConfigText } from "../../src/config/load.ts";
+import { isVigilError } from "../../src/core/errors.ts";
 import { SeededRandom } from "../../src/core/random.ts";
 import { systemClock } from "../../src/runtime/clock.ts";
 import { silentLogger } from "../../src/runtime/log.ts";
 import { VigilNode } from "../../src/runtime/node.ts";
-import { type AgentThread, startAgentThread } from "../../src/serve/agent-thread.ts";
+import { type LookupThread, startLookupThread } from "../../src/serve/lookup-thread.ts";
 import { eventually } from "../helpers/origins.ts";
 
-// The agent-check server on its own thread (src/serve/agent-thread.ts): it answers from the
-// table the node pushes, counts into memory the node reads, comes back after a crash with the
-// latest table, and, inside a node, follows every kind of change a reply depends on.
+// The agent-check and DNS servers on the lookup thread (src/serve/lookup-thread.ts): they answer
+// from the tables the node pushes, count into memory the node reads, come back after a crash with
+// the latest tables, and, inside a node, follow every kind of change an answer depends on.
+
+/** The agent side of a lookup thread, as the tests below use it. */
+interface AgentThread {
+  port: number;
+  stats: NonNullable<LookupThread["agent"]>["stats"];
+  update(entries: Parameters<LookupThread["updateAgent"]>[0]): void;
+  killForTest(): Promise<void>;
+  readonly restarts: number;
+}
 
 /** One agent-check exchange as HAProxy makes it: connect, send the line, read to the close. */
 function ask(port: number, line: string): Promise<string> {
@@ -28,21 +40,31 @@ function ask(port: number, line: string): Promise<string> {
   });
 }
 
-describe("agent-check thread", () => {
+describe("lookup thread: agent-check", () => {
+  let lookups: LookupThread;
   let thread: AgentThread;
   before(async () => {
-    thread = await startAgentThread({
-      host: "127.0.0.1",
-      port: 0,
-      entries: [
+    lookups = await startLookupThread({
+      agent: { host: "127.0.0.1", port: 0 },
+      dnsEntries: [],
+      agentEntries: [
         ["web", "10.0.0.1:80", { state: "up", reason: "", health: "up" }],
         ["web", "10.0.0.2:80", { state: "down", reason: "status 503", health: "down" }],
         ["web", "10.0.0.3:80", undefined],
       ],
     });
+    thread = {
+      port: lookups.agent!.port,
+      stats: lookups.agent!.stats,
+      update: (e) => lookups.updateAgent(e),
+      killForTest: () => lookups.killForTest(),
+      get restarts() {
+        return lookups.restarts;
+      },
+    };
   });
   after(async () => {
-    await thread.close();
+    await lookups.close();
   });
 
   it("answers from the table it started with", async () => {
@@ -71,10 +93,7 @@ describe("agent-check thread", () => {
       ["web", "10.0.0.4:80", { state: "drain", reason: "", health: "up" }],
       ["web", "10.0.0.2:80", undefined],
     ]);
-    await eventually(
-      async () => (await ask(thread.port, "web/10.0.0.1:80\n")) === "maint\n",
-      "maint",
-    );
+    await eventually(async () => (await ask(thread.port, "web/10.0.0.1:80\n")) === "maint\n", "maint");
     assert.equal(await ask(thread.port, "web/10.0.0.4:80\n"), "up drain\n");
     assert.equal(await ask(thread.port, "web/10.0.0.2:80\n"), "\n");
   });
@@ -108,22 +127,121 @@ describe("agent-check thread", () => {
     await new Promise<void>((r) => blocker.listen(0, "127.0.0.1", r));
     const port = (blocker.address() as { port: number }).port;
     try {
-      await assert.rejects(startAgentThread({ host: "127.0.0.1", port, entries: [] }), {
-        code: "EADDRINUSE",
-      });
+      await assert.rejects(
+        startLookupThread({ agent: { host: "127.0.0.1", port }, agentEntries: [], dnsEntries: [] }),
+        { code: "EADDRINUSE" },
+      );
     } finally {
       blocker.close();
     }
   });
 
   it("close stops the thread and frees the port", async () => {
-    const t = await startAgentThread({ host: "127.0.0.1", port: 0, entries: [] });
+    const t = await startLookupThread({
+      agent: { host: "127.0.0.1", port: 0 },
+      agentEntries: [],
+      dnsEntries: [],
+    });
     await t.close();
-    await assert.rejects(ask(t.port, "web/10.0.0.1:80\n"), { code: "ECONNREFUSED" });
+    await assert.rejects(ask(t.agent!.port, "web/10.0.0.1:80\n"), { code: "ECONNREFUSED" });
   });
 });
 
-describe("agent-check thread inside a node", () => {
+describe("lookup thread: DNS", () => {
+  const a = async (port: number, name: string): Promise<{ rcode: string; ips: string[] }> => {
+    const q = encode({ type: "query", id: 7, flags: 0x0100, questions: [{ type: "A", name }] });
+    const reply = await new Promise<Buffer>((resolve, reject) => {
+      const s = createSocket("udp4");
+      // A query sent while no thread listens is simply lost, as on any network.
+      const timer = setTimeout(() => {
+        s.close();
+        reject(new Error("no DNS answer within 500 ms"));
+      }, 500);
+      s.on("message", (m) => {
+        clearTimeout(timer);
+        s.close();
+        resolve(m);
+      });
+      s.on("error", (e) => {
+        clearTimeout(timer);
+        s.close();
+        reject(e);
+      });
+      s.send(q, port, "127.0.0.1");
+    });
+    const p = decode(reply);
+    return {
+      rcode: (p as unknown as { rcode: string }).rcode,
+      ips: (p.answers ?? []).map((r) => String((r as { data: unknown }).data)).sort(),
+    };
+  };
+
+  it("answers from the pools it was given, follows updates, and comes back after a crash", async () => {
+    const t = await startLookupThread({
+      dns: { host: "127.0.0.1", port: 0 },
+      agent: { host: "127.0.0.1", port: 0 },
+      agentEntries: [["web", "10.0.0.1:80", { state: "up", reason: "", health: "up" }]],
+      dnsEntries: [
+        ["web", [{ host: "10.0.0.1", port: 80 }]],
+        ["gone", undefined],
+      ],
+    });
+    try {
+      const port = t.dns!.port;
+      assert.deepEqual(await a(port, "web.service.vigil."), { rcode: "NOERROR", ips: ["10.0.0.1"] });
+      assert.equal((await a(port, "gone.service.vigil.")).rcode, "NXDOMAIN");
+      t.updateDns([
+        [
+          "web",
+          [
+            { host: "10.0.0.1", port: 80 },
+            { host: "10.0.0.2", port: 80 },
+          ],
+        ],
+        ["api", []],
+      ]);
+      await eventually(async () => (await a(port, "web.service.vigil.")).ips.length === 2, "second target");
+      assert.deepEqual(await a(port, "api.service.vigil."), { rcode: "NOERROR", ips: [] });
+      const noerror = t.dns!.stats.responses.udp.NOERROR;
+      assert.ok(noerror >= 3, `NOERROR counted in shared memory: ${noerror}`);
+      await t.killForTest();
+      t.updateDns([["web", undefined]]); // while no thread listens
+      await eventually(() => t.restarts === 1, "restarted");
+      await eventually(async () => {
+        try {
+          return (await a(port, "web.service.vigil.")).rcode === "NXDOMAIN";
+        } catch {
+          return false;
+        }
+      }, "the new thread has the latest table");
+      assert.deepEqual(await a(port, "api.service.vigil."), { rcode: "NOERROR", ips: [] });
+      assert.equal(await ask(t.agent!.port, "web/10.0.0.1:80\n"), "up ready\n", "the agent came back too");
+      assert.ok(t.dns!.stats.responses.udp.NOERROR > noerror, "counting goes on in the same cells");
+    } finally {
+      await t.close();
+    }
+  });
+
+  it("a DNS port it cannot bind is the node's listen error", async () => {
+    const blocker = createSocket("udp4");
+    await new Promise<void>((r) => blocker.bind(0, "127.0.0.1", r));
+    try {
+      await assert.rejects(
+        startLookupThread({
+          dns: { host: "127.0.0.1", port: blocker.address().port },
+          agentEntries: [],
+          dnsEntries: [],
+        }),
+        (e: unknown) =>
+          isVigilError(e) && e.code === "VIGIL_ERR_UNAVAILABLE" && /cannot listen/.test(e.message),
+      );
+    } finally {
+      blocker.close();
+    }
+  });
+});
+
+describe("lookup thread inside a node: agent-check", () => {
   /** What each target's checks return now, by host: the test flips them. */
   const results = new Map<string, CheckResult>();
   const prober: Prober = {
