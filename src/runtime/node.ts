@@ -36,6 +36,7 @@ import { advertiseHost } from "./advertise.ts";
 import { EventLog, type EventQuery, type EventType, type VigilEvent } from "./events.ts";
 import { History, type HistoryTuning } from "./history.ts";
 import type { Logger } from "./log.ts";
+import { type ConfigLoader, ConfigReloader, type ReloadResult } from "./reload.ts";
 import { Keyring } from "./transport/keyring.ts";
 import { bracketHost, joinHostPort, splitAddr, UdpTcpTransport } from "./transport/udp-tcp.ts";
 
@@ -146,6 +147,8 @@ export class VigilNode implements ApiBackend {
   private pumpQueued = false;
   private leaveDone: (() => void) | undefined;
   private readonly startedWallMs: number;
+  /** Made by the first reloadConfig. */
+  private reloader: ConfigReloader | undefined;
   private readonly checkLabels = new Map<
     string,
     {
@@ -170,6 +173,7 @@ export class VigilNode implements ApiBackend {
       checksQueued: () => this.core.scheduler.stats().queued,
     });
     this.startedWallMs = deps.clock.wallMs();
+    this.metrics.configLastReloadSuccess.set(this.startedWallMs / 1000);
     this.events.subscribe((e) => this.metrics.eventsTotal.labels(e.type).inc());
     this.streams = new EventStreams(this.events);
     this.registerClusterMetrics();
@@ -273,7 +277,7 @@ export class VigilNode implements ApiBackend {
       port: aport,
       backend: this,
       onRequest: (route, code) => this.metrics.httpRequests.labels(route, String(code)).inc(),
-      ...(this.security.auth === undefined ? {} : { auth: this.security.auth }),
+      auth: () => this.security.auth, // asked per request: a config reload may change it
       ...(this.security.tls === undefined ? {} : { tls: this.security.tls }),
     });
     // Peers need an address they can reach, not the 0.0.0.0 a node may bind (advertise.ts).
@@ -586,6 +590,33 @@ export class VigilNode implements ApiBackend {
       this.pumpQueued = false;
       this.pump();
     });
+  }
+
+  // ── config reload (SIGHUP) ───────────────────────────────────────────────
+
+  /**
+   * Loads the config again with `load` (`vigil agent`: its file, as at start) and applies what
+   * can change without a restart: the file's pools (cause "config"), API tokens, the API
+   * certificate, targets_allow; other changed settings are warned about (src/runtime/reload.ts).
+   * A config that does not load changes nothing, and is logged and counted. One reload at a
+   * time: those asked for meanwhile run once more after it. Never rejects.
+   */
+  reloadConfig(load: ConfigLoader): Promise<ReloadResult> {
+    this.reloader ??= new ConfigReloader({
+      config: this.config,
+      security: this.security,
+      log: this.log,
+      metrics: this.metrics,
+      wallMs: () => this.wall(),
+      putPool: (name, doc) => {
+        this.core.putPool(name, doc, this.now(), this.wall(), "config");
+      },
+      deletePool: (name) => this.core.deletePool(name, this.now(), this.wall(), "config"),
+      poolsChanged: () => this.pump(),
+      replaceApiTls: (tls) => this.api?.replaceTls(tls),
+      closeEventStreams: () => this.streams.closeAll(),
+    });
+    return this.reloader.request(load);
   }
 
   // ── fast local lookups (agent-check, DNS) ───────────────────────────────

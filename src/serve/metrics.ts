@@ -13,6 +13,10 @@ export interface NodeMetrics {
   checksQueued: Gauge;
   eventsTotal: Counter<"type">;
   httpRequests: Counter<"route" | "code">;
+  /** Config reloads (SIGHUP, src/runtime/reload.ts) by result: ok | error. */
+  configReloads: Counter<"result">;
+  /** Wall time (s) the running config was last loaded: at start, then at each good reload. */
+  configLastReloadSuccess: Gauge;
 }
 
 /** Values read at scrape time rather than kept up to date on every change. */
@@ -82,6 +86,20 @@ export function createNodeMetrics(sources: ScrapeSources): NodeMetrics {
       labelNames: ["route", "code"] as const,
       registers: [registry],
     }),
+    configReloads: new Counter({
+      name: "vigil_config_reloads_total",
+      help: "Config reloads (SIGHUP) by result: ok (applied), error (did not load; the running config was kept).",
+      labelNames: ["result"] as const,
+      registers: [registry],
+    }),
+    configLastReloadSuccess: new Gauge({
+      name: "vigil_config_last_reload_success_timestamp_seconds",
+      help: "When the running config was loaded (Unix seconds): the start, then each reload that succeeded.",
+      registers: [registry],
+    }),
   };
+  // Both results from the first scrape, so increase() and absent-series alerts work.
+  m.configReloads.labels("ok").inc(0);
+  m.configReloads.labels("error").inc(0);
   return m;
 }

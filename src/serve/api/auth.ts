@@ -138,11 +138,10 @@ export interface ApiAuthOptions {
 
 /** The API's token check. Build it with createApiAuth; without tokens there is none. */
 export class ApiAuth {
-  private readonly known: readonly Known[];
-  /** Failures by reason since start, for the metric. */
+  private known: readonly Known[] = [];
+  /** Failures by reason since start, for the metric; kept across setTokens. */
   readonly failures: Record<AuthFailureReason, number>;
-  /** The token this node sends to its peers' APIs: the first read token, else the first write token. */
-  readonly peerToken: string;
+  private peer = "";
   private readonly logger: Logger | undefined;
   private readonly nowMs: () => number;
   private logWindowStartMs = Number.NEGATIVE_INFINITY;
@@ -150,15 +149,28 @@ export class ApiAuth {
   private logSuppressed = 0;
 
   constructor(tokens: readonly ApiTokenSpec[], opts: ApiAuthOptions = {}) {
-    if (tokens.length === 0) throw new Error("invariant: ApiAuth needs at least one token");
-    this.known = tokens.map((t) => ({ name: t.name, scope: t.scope, digest: digest(t.token) }));
-    this.peerToken = (tokens.find((t) => t.scope === "read") ?? tokens[0]!).token;
+    this.setTokens(tokens);
     this.failures = Object.fromEntries(authFailureReasons.map((r) => [r, 0])) as Record<
       AuthFailureReason,
       number
     >;
     this.logger = opts.logger;
     this.nowMs = opts.nowMs ?? Date.now;
+  }
+
+  /** The token this node sends to its peers' APIs: the first read token, else the first write token. */
+  get peerToken(): string {
+    return this.peer;
+  }
+
+  /**
+   * Replaces the configured tokens (a config reload): requests checked from now on are checked
+   * against these only. Failure counts and the log's rate limit carry on.
+   */
+  setTokens(tokens: readonly ApiTokenSpec[]): void {
+    if (tokens.length === 0) throw new Error("invariant: ApiAuth needs at least one token");
+    this.known = tokens.map((t) => ({ name: t.name, scope: t.scope, digest: digest(t.token) }));
+    this.peer = (tokens.find((t) => t.scope === "read") ?? tokens[0]!).token;
   }
 
   /** The configured token `presented` is, compared in constant time; undefined when none. */

@@ -8,7 +8,7 @@ import { type ApiAuth, sendAuthRefusal } from "./auth.ts";
 import { createFastPath, type FastAnswer } from "./fast-path.ts";
 import { eventsFromMemory, parseEventsRequest } from "./history-routes.ts";
 import { errorBody, readJsonBody, sendError, sendJson, sendJsonText } from "./http-util.ts";
-import { apiScheme, createApiListener } from "./tls.ts";
+import { apiScheme, createApiListener, replaceApiTls } from "./tls.ts";
 
 /** What the HTTP API needs from a node. The runtime implements it; tests may too. */
 export interface ApiBackend {
@@ -63,8 +63,9 @@ export interface ApiServerOptions {
    * true. Off, node:http serves every request. */
   fastPath?: boolean;
   timeouts?: Partial<ApiTimeouts>;
-  /** Bearer tokens (auth.ts): every request but the open ones is checked, on both paths. */
-  auth?: ApiAuth;
+  /** Bearer tokens (auth.ts): every request but the open ones is checked, on both paths. A
+   * function is asked on every request (a node whose tokens a reload may turn on or off). */
+  auth?: ApiAuth | (() => ApiAuth | undefined);
   /** HTTPS (tls.ts); plain HTTP without it. */
   tls?: ApiTlsSpec;
 }
@@ -77,6 +78,8 @@ export interface ApiServer {
   url: string;
   /** Connections on the fast path now (not handed to node:http). */
   readonly fastConnections: number;
+  /** A server started with `tls`: serve this certificate and key to new connections (tls.ts). */
+  replaceTls(tls: ApiTlsSpec): void;
   close(): Promise<void>;
 }
 
@@ -193,6 +196,8 @@ async function route(backend: ApiBackend, req: IncomingMessage, res: ServerRespo
 
 export function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
   const timeouts = { ...apiTimeoutsDefault, ...opts.timeouts };
+  const given = opts.auth;
+  const authNow = typeof given === "function" ? given : () => given;
   const http = createServer(
     {
       keepAliveTimeout: timeouts.keepAliveTimeoutMs,
@@ -201,8 +206,9 @@ export function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
       connectionsCheckingInterval: timeouts.checkIntervalMs,
     },
     (req, res) => {
-      if (opts.auth !== undefined) {
-        const d = opts.auth.authorize(req);
+      const auth = authNow();
+      if (auth !== undefined) {
+        const d = auth.authorize(req);
         if (!d.ok) {
           sendAuthRefusal(res, d);
           opts.onRequest?.("auth", res.statusCode);
@@ -231,13 +237,13 @@ export function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
     http.emit("connection", socket);
     socket.resume();
   };
-  const auth = opts.auth;
   const fast =
     opts.fastPath === false
       ? undefined
       : createFastPath({
           answer: (pool, target, credentials) => {
             // Refused here, answered by node:http: its 401 or 403 is the one answer to that.
+            const auth = authNow();
             if (auth !== undefined && !auth.allowsRead(credentials.authorization, credentials.cookie)) {
               throw fastPathRefusal;
             }
@@ -270,6 +276,10 @@ export function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
         url: `${apiScheme(opts.tls)}://${host}:${addr.port}`,
         get fastConnections() {
           return fast?.connections ?? 0;
+        },
+        replaceTls: (tls) => {
+          if (opts.tls === undefined) throw new Error("invariant: the API server was started without TLS");
+          replaceApiTls(listener, tls);
         },
         close: () => {
           closing ??= new Promise<void>((res) => {

@@ -3,7 +3,7 @@
 // node:http serve both alike: TLS ends here.
 
 import { createServer as createNetServer, type Server, type Socket } from "node:net";
-import { createServer as createTlsServer } from "node:tls";
+import { createServer as createTlsServer, type Server as TlsServer } from "node:tls";
 import type { ApiTlsSpec } from "../../config/types.ts";
 
 export const apiTlsLimits = {
@@ -23,9 +23,7 @@ export function createApiListener(tls: ApiTlsSpec | undefined, onSocket: (socket
       // its socket until the handshake timeout (and hold up close()).
       allowHalfOpen: false,
       noDelay: true,
-      cert: tls.cert,
-      key: tls.key,
-      minVersion: "TLSv1.2",
+      ...secureOptions(tls),
       handshakeTimeout: apiTlsLimits.handshakeTimeoutMs,
       // HTTP/1.1 only: the fast path and node:http speak nothing else.
       ALPNProtocols: ["http/1.1"],
@@ -38,6 +36,20 @@ export function createApiListener(tls: ApiTlsSpec | undefined, onSocket: (socket
     socket.destroy();
   });
   return server;
+}
+
+/** What the listener's secure context is made of, at start and at a reload alike. */
+function secureOptions(tls: ApiTlsSpec): { cert: string; key: string; minVersion: "TLSv1.2" } {
+  return { cert: tls.cert, key: tls.key, minVersion: "TLSv1.2" };
+}
+
+/**
+ * Serves `tls`'s certificate and key from now on (a config reload): new handshakes get them,
+ * connections already open keep theirs. Throws, changing nothing, if they do not make a context.
+ */
+export function replaceApiTls(listener: Server, tls: ApiTlsSpec): void {
+  if (!("setSecureContext" in listener)) throw new Error("invariant: the API listener is not TLS");
+  (listener as TlsServer).setSecureContext(secureOptions(tls));
 }
 
 /** The scheme of the API's URLs. */
