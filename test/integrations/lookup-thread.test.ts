@@ -3,8 +3,10 @@ import { createSocket } from "node:dgram";
 import { connect, createServer } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { decode, encode } from "dns-packet";
+import fc from "fast-check";
 import type { CheckResult, Prober } from "../../src/checkers/types.ts";
 import { parseConfigText } from "../../src/config/load.ts";
+import { formatAgentReply } from "../../src/core/agent-check/codec.ts";
 import { isVigilError } from "../../src/core/errors.ts";
 import { SeededRandom } from "../../src/core/random.ts";
 import { systemClock } from "../../src/runtime/clock.ts";
@@ -309,5 +311,66 @@ pools:
     const up = Number(/vigil_agent_requests_total\{result="up"\} (\d+)/.exec(text)?.[1]);
     assert.ok(up >= 1, `up count ${up}`);
     assert.equal(up, node.agentStats?.requests.up);
+  });
+});
+
+describe("lookup thread: the agent table follows any sequence of updates", () => {
+  it("answers as a plain map given the same updates would (random sequences)", async () => {
+    const keys = ["10.9.0.1:80", "10.9.0.2:80", "10.9.0.3:80"];
+    const verdicts = [
+      { state: "up", reason: "", health: "up" },
+      { state: "down", reason: "status 503", health: "down" },
+      { state: "down", reason: "timeout after 2000ms", health: "down" },
+      { state: "maint", reason: "ops", health: "up" },
+      undefined,
+    ] as const;
+    const t = await startLookupThread({
+      agent: { host: "127.0.0.1", port: 0 },
+      agentEntries: [],
+      dnsEntries: [],
+    });
+    let runs = 0;
+    try {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(
+            fc.array(fc.tuple(fc.nat(keys.length - 1), fc.nat(verdicts.length - 1)), {
+              minLength: 1,
+              maxLength: 4,
+            }),
+            { minLength: 1, maxLength: 6 },
+          ),
+          async (batches) => {
+            const model = new Map<string, (typeof verdicts)[number]>();
+            // Start each run from an empty table.
+            t.updateAgent(keys.map((k) => ["pr", k, undefined]));
+            for (const batch of batches) {
+              t.updateAgent(batch.map(([k, v]) => ["pr", keys[k]!, verdicts[v]] as const));
+              for (const [k, v] of batch) model.set(keys[k]!, verdicts[v]);
+            }
+            // One more message after the batches, a row no earlier run had: once it answers, the
+            // thread has read everything before it (one port, messages in order).
+            const fence = `fence${++runs}`;
+            t.updateAgent([[fence, "10.9.9.9:80", { state: "up", reason: "", health: "up" }]]);
+            await eventually(
+              async () => (await ask(t.agent!.port, `${fence}/10.9.9.9:80\n`)) === "up ready\n",
+              "fence",
+            );
+            for (const k of keys) {
+              const v = model.get(k);
+              const want = v === undefined ? "\n" : formatAgentReply(v);
+              assert.equal(
+                await ask(t.agent!.port, `pr/${k}\n`),
+                want,
+                `${k} after ${JSON.stringify(batches)}`,
+              );
+            }
+          },
+        ),
+        { numRuns: 25 },
+      );
+    } finally {
+      await t.close();
+    }
   });
 });
