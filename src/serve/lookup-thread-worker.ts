@@ -83,8 +83,7 @@ try {
       dnsTable.clear();
       applyAgent(m.agent);
       applyDns(m.dns);
-    }
-    else if (m.type === "close") {
+    } else if (m.type === "close") {
       void Promise.all([agent?.close(), dns?.close()]).then(() => port.close());
     }
   });
