@@ -41,7 +41,7 @@ node:
   gossip: 127.0.0.1:0
   data_dir: ./vigil-data/demo-${i}
   profile: local
-${join === undefined ? "" : `  join: ["${join}"]\n`}
+${i === 1 ? "  agent: 127.0.0.1:0\n  dns: 127.0.0.1:0\n" : ""}${join === undefined ? "" : `  join: ["${join}"]\n`}
 defaults:
   interval: 2s
   fastinter: 500ms
@@ -94,6 +94,10 @@ pools:
   for (const n of nodes) out(`  ${n.name}     ${n.apiUrl}/  (dashboard)   ${n.apiUrl}/v1/pools`);
   out(`  metrics    ${first.apiUrl}/metrics`);
   out(`  status     npx vigil status --server ${first.apiUrl}`);
+  // The load balancers' view, from demo-1 (docs/haproxy.md, docs/dns.md).
+  const sample = web[0] === undefined ? "127.0.0.1:80" : `127.0.0.1:${web[0].port}`;
+  out(`  agent      printf 'web/${sample}\\n' | nc 127.0.0.1 ${first.agentPort}   (HAProxy agent-check)`);
+  out(`  dns        dig @127.0.0.1 -p ${first.dnsPort} web.service.vigil A +short`);
   out("Transitions as they happen (Ctrl-C to stop):");
   // Each node prints what it observed itself; verdicts are printed from the first node's view
   // (every node computes the same ones).

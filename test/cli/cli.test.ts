@@ -149,6 +149,8 @@ describe("vigil demo", () => {
     for (const n of [1, 2, 3])
       assert.match(r.stdout, new RegExp(`demo-${n}\\s+http://127\\.0\\.0\\.1:\\d+/`));
     assert.match(r.stdout, /demo-\d\s+sees\s+web\/127\.0\.0\.1:\d+\s+UNKNOWN → UP/);
+    assert.match(r.stdout, /agent\s+printf 'web\/127\.0\.0\.1:\d+\\n' \| nc 127\.0\.0\.1 \d+ /);
+    assert.match(r.stdout, /dns\s+dig @127\.0\.0\.1 -p \d+ web\.service\.vigil A \+short/);
     assert.match(r.stdout, /verdict\s+web\/127\.0\.0\.1:\d+\s+UNKNOWN → UP/);
     assert.match(r.stdout, /UNKNOWN → DOWN\s+\(connect ECONNREFUSED\)/);
     assert.match(r.stdout, /stopping/);
