@@ -11,7 +11,7 @@ import { SeededRandom } from "../../src/core/random.ts";
 import { systemClock } from "../../src/runtime/clock.ts";
 import { silentLogger } from "../../src/runtime/log.ts";
 import { VigilNode } from "../../src/runtime/node.ts";
-import { type AgentServer, startAgentServer } from "../../src/serve/agent-server.ts";
+import type { AgentServer } from "../../src/serve/agent-server.ts";
 import { eventually, startTestOrigin, type TestOrigin } from "../helpers/origins.ts";
 import { tmpDataDir } from "../helpers/tmp.ts";
 
@@ -118,7 +118,7 @@ describe("HAProxy agent-check against a Vigil node", { timeout: 30_000 }, () => 
   let haproxy: ChildProcess | undefined;
   let haproxyLog = "";
   let node: VigilNode;
-  let agent: AgentServer;
+  let agent: Pick<AgentServer, "port" | "stats">;
   let origins: TestOrigin[] = [];
   let sock: string;
 
@@ -164,7 +164,7 @@ describe("HAProxy agent-check against a Vigil node", { timeout: 30_000 }, () => 
 
     const cfg = parseConfigText(
       `
-node: { name: h1, api: "127.0.0.1:0", gossip: "127.0.0.1:0", data_dir: "${tmpDataDir()}" }
+node: { name: h1, api: "127.0.0.1:0", gossip: "127.0.0.1:0", agent: "127.0.0.1:0", data_dir: "${tmpDataDir()}" }
 defaults: { interval: 100ms, timeout: 100ms, rise: 1, fall: 2 }
 pools:
   web:
@@ -180,7 +180,8 @@ pools:
       logger: silentLogger,
     });
     await node.start();
-    agent = await startAgentServer({ host: "127.0.0.1", port: 0, lookup: (p, t) => node.lookupTarget(p, t) });
+    // The node's own agent-check server, on its lookup thread: what HAProxy talks to in production.
+    agent = { port: node.agentPort!, stats: node.agentStats! };
 
     // s3 asks about a target Vigil does not know: it must be left exactly as HAProxy has it.
     const agentOpts = (send: string): string =>
@@ -225,7 +226,6 @@ pools:
       await gone;
       clearTimeout(killer);
     }
-    await agent?.close();
     await node?.stop();
     for (const o of origins) await o.close();
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
@@ -285,7 +285,7 @@ pools:
 
   it("with Vigil unreachable, HAProxy keeps every server as it was (fail static)", async () => {
     const before = await servers();
-    await agent.close();
+    await node.stop(); // the whole node goes away, its agent port with it
     await eventually(async () => {
       const rows = await stat();
       return ["s1", "s2", "s3"].every((n) => /L4CON/.test(rows.get(n)?.agent_status ?? ""));
