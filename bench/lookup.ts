@@ -23,6 +23,7 @@
 //                            [--generators=0 (by rate) --http-conns=64 --modes=agent,http --floor=1]
 //                            [--others-max=25 --lag-max=1 --retries=3 --write=1 --agent-gen=c|node]
 //                            [--agent-thread=1 (0: the agent server on the node's event loop)]
+//                            [--lookup-threads=1 (node.lookup_threads) --check-interval=1h]
 //
 // Profiles: NODE_OPTIONS="--cpu-prof --cpu-prof-dir=/tmp/p" profiles the node (this process)
 // and every generator. On a shared machine, run under `flock /tmp/vigil-bench.lock`.
@@ -45,6 +46,10 @@ const POOLS = 10;
 /** The targets' check interval while lookups are measured: 1 h barely checks (lookups alone);
  * `--check-interval=2s` keeps the node checking 5,000 targets a second (stub prober) meanwhile. */
 const checkInterval = process.argv.find((a) => a.startsWith("--check-interval="))?.split("=")[1] ?? "1h";
+/** node.lookup_threads: agent-check threads sharing the port (SO_REUSEPORT). */
+const lookupThreads = Number(
+  process.argv.find((a) => a.startsWith("--lookup-threads="))?.split("=")[1] ?? "1",
+);
 const PER_POOL = 1_000;
 const TARGETS = POOLS * PER_POOL;
 
@@ -443,7 +448,7 @@ function config(): string {
     for (let i = p; i < TARGETS; i += POOLS) keys.push(targetKey(i));
     pools.push(`  p${p}:\n    check: { type: http, path: /healthz }\n    targets: [${keys.join(", ")}]`);
   }
-  return `node: { name: bench, api: "127.0.0.1:0", gossip: "127.0.0.1:0", data_dir: "${mkdtempSync(join(tmpdir(), "vigil-bench-"))}", agent: "127.0.0.1:0", max_concurrent_checks: 2048 }
+  return `node: { name: bench, api: "127.0.0.1:0", gossip: "127.0.0.1:0", data_dir: "${mkdtempSync(join(tmpdir(), "vigil-bench-"))}", agent: "127.0.0.1:0", max_concurrent_checks: 2048, lookup_threads: ${lookupThreads} }
 defaults: { interval: 2s, timeout: 1s, rise: 1, fall: 1, jitter: 0.1 }
 pools:
 ${pools.join("\n")}
@@ -969,7 +974,9 @@ async function main(): Promise<void> {
   console.log(JSON.stringify(summary, null, 2));
   if (!write) return;
   const name =
-    (checkInterval === "1h" ? "lookup" : "lookup-checking") + (arg("agent-thread", 1) === 0 ? "-loop" : "");
+    (checkInterval === "1h" ? "lookup" : "lookup-checking") +
+    (arg("agent-thread", 1) === 0 ? "-loop" : "") +
+    (lookupThreads > 1 ? `-threads${lookupThreads}` : "");
   const path = writeResults(name, {
     machine: {
       cores: availableParallelism(),
@@ -978,6 +985,7 @@ async function main(): Promise<void> {
     },
     checkInterval,
     agentThread: arg("agent-thread", 1) !== 0,
+    lookupThreads,
     agentGenerator: nativeAgentGenerator !== undefined ? "c" : "node",
     notes:
       `One node, ${TARGETS} targets (stub prober, 1 in 20 down, ${checkInterval} check interval during lookups` +

@@ -65,6 +65,8 @@ export const configLimits = {
   maxRegexChars: 1024,
   maxStatusRanges: 32,
   maxJoinAddresses: 1024,
+  /** node.lookup_threads: more than a machine has cores only adds switching. */
+  maxLookupThreads: 64,
   /** Keys in the keyring: one active plus the ones still being rotated out. */
   maxEncryptKeys: 16,
   /** Node names and zones: they travel in every gossip message and metric label. */
@@ -965,6 +967,7 @@ export const nodeSchema = mapping(
       })
       .optional(),
     max_concurrent_checks: integer(1, limits.maxConcurrentChecksCeiling, "a number of checks").optional(),
+    lookup_threads: integer(1, configLimits.maxLookupThreads, "a number of lookup threads").optional(),
     store: custom(parseStore).optional(),
     retention: retentionSchema.optional(),
     api_tls: apiTlsSchema.optional(),
@@ -988,6 +991,7 @@ export const nodeSchema = mapping(
   };
   if (doc.agent !== undefined) spec.agent = doc.agent;
   if (doc.dns !== undefined) spec.dns = doc.dns;
+  if (doc.lookup_threads !== undefined) spec.lookupThreads = doc.lookup_threads;
   if (doc.advertise !== undefined) spec.advertise = doc.advertise;
   // Optional keys until NodeSpec carries them: absent means the defaults (historySettingsOf).
   if (doc.store !== undefined) (spec as NodeSpec & NodeHistoryKeys).store = doc.store;

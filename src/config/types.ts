@@ -104,6 +104,8 @@ export interface NodeSpec {
   api: string; // host:port
   agent?: string;
   dns?: string;
+  /** Threads answering agent-check and DNS on the same ports (SO_REUSEPORT); default 1. */
+  lookupThreads?: number;
   join: string[];
   /** The IP address peers use for this node's gossip and API when it binds 0.0.0.0/:: (`node.advertise`). */
   advertise?: string;

@@ -62,6 +62,9 @@ export interface AgentServerOptions {
   idleTimeoutMs?: number;
   /** Where to count (agentStatCells cells, shared memory allowed); a fresh array if absent. */
   statCells?: Float64Array;
+  /** SO_REUSEPORT: several servers (lookup threads) listen on one port, the kernel spreads
+   * connections over them. Linux. */
+  reusePort?: boolean;
 }
 
 /** How one connection ended: its verdict's state when answered, or why it got no answer. */
@@ -146,13 +149,27 @@ const activeCell = agentStatCells - 1;
  */
 export function agentStatsView(cells: Float64Array): AgentServerStats {
   assert(cells.length === agentStatCells, `agent stats need ${agentStatCells} cells`);
+  return statsFrom((i) => cells[i]!);
+}
+
+/** The counters of several servers (one block of cells each, as agentStatsView), summed. */
+export function agentStatsSum(blocks: readonly Float64Array[]): AgentServerStats {
+  for (const b of blocks) assert(b.length === agentStatCells, `agent stats need ${agentStatCells} cells`);
+  return statsFrom((i) => {
+    let n = 0;
+    for (const b of blocks) n += b[i]!;
+    return n;
+  });
+}
+
+function statsFrom(cell: (i: number) => number): AgentServerStats {
   const requests = {} as Record<AgentRequestOutcome, number>;
   for (const o of agentRequestOutcomes)
-    Object.defineProperty(requests, o, { enumerable: true, get: () => cells[outcomeCell[o]]! });
+    Object.defineProperty(requests, o, { enumerable: true, get: () => cell(outcomeCell[o]) });
   const badRequestKinds = {} as Record<AgentRequestErrorKind, number>;
   for (const k of badRequestKindList)
-    Object.defineProperty(badRequestKinds, k, { enumerable: true, get: () => cells[kindCell[k]]! });
-  const at = (o: AgentRequestOutcome): number => cells[outcomeCell[o]]!;
+    Object.defineProperty(badRequestKinds, k, { enumerable: true, get: () => cell(kindCell[k]) });
+  const at = (o: AgentRequestOutcome): number => cell(outcomeCell[o]);
   return {
     requests,
     badRequestKinds,
@@ -175,7 +192,7 @@ export function agentStatsView(cells: Float64Array): AgentServerStats {
       return at("error");
     },
     get activeConnections() {
-      return cells[activeCell]!;
+      return cell(activeCell);
     },
   };
 }
@@ -310,10 +327,13 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
   const server: Server = createServer({ allowHalfOpen: true }, serve);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen({ port: opts.port, host: opts.host, backlog: agentListenBacklog }, () => {
-      server.off("error", reject);
-      resolve();
-    });
+    server.listen(
+      { port: opts.port, host: opts.host, backlog: agentListenBacklog, reusePort: opts.reusePort === true },
+      () => {
+        server.off("error", reject);
+        resolve();
+      },
+    );
   });
   // After listening, an accept that fails (EMFILE) is one connection lost, not a reason to crash.
   server.on("error", () => {

@@ -11,7 +11,7 @@ import { DnsResponder, type DnsResponderOptions, type DnsStats } from "./dns/res
 
 export type { RcodeName } from "./dns/message.ts";
 export type { DnsDropReason, DnsResponderOptions, DnsStats, DnsTransport } from "./dns/responder.ts";
-export { DnsResponder, dnsStatCells, dnsStatsOver } from "./dns/responder.ts";
+export { DnsResponder, dnsStatCells, dnsStatsOver, dnsStatsSum } from "./dns/responder.ts";
 export type { DnsLookup, DnsTarget } from "./dns/zone.ts";
 
 /**
@@ -35,6 +35,8 @@ export interface DnsServerOptions extends DnsResponderOptions {
   port: number;
   maxTcpConnections?: number;
   tcpIdleMs?: number;
+  /** SO_REUSEPORT on both sockets: several servers (lookup threads) share the port. Linux. */
+  reusePort?: boolean;
 }
 
 export interface DnsServer {
@@ -56,7 +58,7 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
     throw new VigilError(ErrorCode.config, `expected tcpIdleMs ≥ 1, got ${tcpIdleMs}`);
   }
   const responder = new DnsResponder(opts);
-  const sockets = await bindBoth(opts.host, opts.port);
+  const sockets = await bindBoth(opts.host, opts.port, opts.reusePort === true);
   return new RunningDnsServer(opts.host, sockets, responder, maxTcpConnections, tcpIdleMs);
 }
 
@@ -66,10 +68,10 @@ interface BoundSockets {
   port: number;
 }
 
-async function bindBoth(host: string, port: number): Promise<BoundSockets> {
+async function bindBoth(host: string, port: number, reusePort: boolean): Promise<BoundSockets> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await bindOnce(host, port);
+      return await bindOnce(host, port, reusePort);
     } catch (e) {
       if (port === 0 && attempt < bindAttemptsMax) continue;
       const why = e instanceof Error ? e.message : String(e);
@@ -80,8 +82,8 @@ async function bindBoth(host: string, port: number): Promise<BoundSockets> {
   }
 }
 
-async function bindOnce(host: string, port: number): Promise<BoundSockets> {
-  const udp = createSocket({ type: isIPv6(host) ? "udp6" : "udp4" });
+async function bindOnce(host: string, port: number, reusePort: boolean): Promise<BoundSockets> {
+  const udp = createSocket({ type: isIPv6(host) ? "udp6" : "udp4", reusePort });
   await new Promise<void>((resolve, reject) => {
     udp.once("error", reject);
     udp.bind(port, host, () => {
@@ -94,7 +96,7 @@ async function bindOnce(host: string, port: number): Promise<BoundSockets> {
   try {
     await new Promise<void>((resolve, reject) => {
       tcp.once("error", reject);
-      tcp.listen(udpPort, host, () => {
+      tcp.listen({ port: udpPort, host, reusePort }, () => {
         tcp.off("error", reject);
         resolve();
       });

@@ -3,8 +3,8 @@
 // their codecs, so its heap stays small and its collections short.
 import { parentPort, workerData } from "node:worker_threads";
 import type { AgentVerdict } from "../core/agent-check/codec.ts";
-import { type AgentServer, startAgentServer } from "./agent-server.ts";
-import { type DnsServer, type DnsTarget, dnsStatsOver, startDnsServer } from "./dns-server.ts";
+import { type AgentServer, agentStatCells, startAgentServer } from "./agent-server.ts";
+import { type DnsServer, type DnsTarget, dnsStatCells, dnsStatsOver, startDnsServer } from "./dns-server.ts";
 import type {
   AgentTableEntry,
   DnsTableEntry,
@@ -59,7 +59,8 @@ try {
       port: a.port,
       ...(a.maxConnections === undefined ? {} : { maxConnections: a.maxConnections }),
       ...(a.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: a.idleTimeoutMs }),
-      statCells: new Float64Array(init.agentCells),
+      ...(a.reusePort === true ? { reusePort: true } : {}),
+      statCells: new Float64Array(init.agentCells, init.slot * agentStatCells * 8, agentStatCells),
       lookup: (pool, target) => agentTable.get(pool)?.get(target),
     });
   }
@@ -69,7 +70,8 @@ try {
       host: d.host,
       port: d.port,
       ...(d.ttlSeconds === undefined ? {} : { ttlSeconds: d.ttlSeconds }),
-      stats: dnsStatsOver(new Float64Array(init.dnsCells)),
+      ...(d.reusePort === true ? { reusePort: true } : {}),
+      stats: dnsStatsOver(new Float64Array(init.dnsCells, init.slot * dnsStatCells * 8, dnsStatCells)),
       lookup: (pool) => dnsTable.get(pool),
       onInternalError: (err) =>
         report({ type: "internal_error", message: err instanceof Error ? err.message : String(err) }),

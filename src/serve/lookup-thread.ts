@@ -9,16 +9,17 @@
 // node's own view (one event-loop turn plus the message's hop, far inside HAProxy's agent-inter
 // or a resolver's timeout).
 //
-// Counters live in shared memory (agentStatsView, dnsStatsOver), so /metrics reads them without
-// a message. If the thread dies, the node's side starts a new one on the same addresses with the
+// Counters live in shared memory (a block per thread, summed for /metrics), so /metrics reads
+// them without a message. `threads` > 1 runs several such threads on the same ports with
+// SO_REUSEPORT (Linux): the kernel spreads connections and datagrams over them. If the thread dies, the node's side starts a new one on the same addresses with the
 // whole tables; clients see refused connections or unanswered queries meanwhile, which change
 // nothing on HAProxy's side and make resolvers retry.
 
 import { Worker } from "node:worker_threads";
 import type { AgentVerdict } from "../core/agent-check/codec.ts";
 import { ErrorCode, VigilError } from "../core/errors.ts";
-import { type AgentServer, type AgentServerStats, agentStatCells, agentStatsView } from "./agent-server.ts";
-import { type DnsServer, type DnsStats, type DnsTarget, dnsStatCells, dnsStatsOver } from "./dns-server.ts";
+import { type AgentServer, type AgentServerStats, agentStatCells, agentStatsSum } from "./agent-server.ts";
+import { type DnsServer, type DnsStats, type DnsTarget, dnsStatCells, dnsStatsSum } from "./dns-server.ts";
 
 /** One row of the agent table: a target's verdict, or undefined when it is gone. */
 export type AgentTableEntry = readonly [pool: string, target: string, verdict: AgentVerdict | undefined];
@@ -30,12 +31,15 @@ export interface AgentListen {
   port: number;
   maxConnections?: number;
   idleTimeoutMs?: number;
+  /** Set when several threads share the port (SO_REUSEPORT). */
+  reusePort?: boolean;
 }
 
 export interface DnsListen {
   host: string;
   port: number;
   ttlSeconds?: number;
+  reusePort?: boolean;
 }
 
 /** Sent to the thread. */
@@ -55,8 +59,10 @@ export type LookupThreadReport =
 export interface LookupThreadInit {
   agent: AgentListen | undefined;
   dns: DnsListen | undefined;
+  /** Every thread's counters; this thread counts in block `slot`. */
   agentCells: SharedArrayBuffer;
   dnsCells: SharedArrayBuffer;
+  slot: number;
   agentEntries: readonly AgentTableEntry[];
   dnsEntries: readonly DnsTableEntry[];
 }
@@ -64,6 +70,9 @@ export interface LookupThreadInit {
 export interface LookupThreadOptions {
   agent?: AgentListen;
   dns?: DnsListen;
+  /** Threads answering on the same ports (SO_REUSEPORT, Linux), default 1: the kernel spreads
+   * connections and datagrams over them, so lookups use more than one core. */
+  threads?: number;
   /** The whole tables at start. */
   agentEntries: readonly AgentTableEntry[];
   dnsEntries: readonly DnsTableEntry[];
@@ -81,11 +90,13 @@ export interface LookupThread {
   /** Changed rows; only those whose answer differs are sent. */
   updateAgent(entries: readonly AgentTableEntry[]): void;
   updateDns(entries: readonly DnsTableEntry[]): void;
-  /** Threads started after the first because one died. */
+  /** Threads started again because one died. */
   readonly restarts: number;
+  /** Threads answering (options.threads). */
+  readonly threads: number;
   close(): Promise<void>;
-  /** For tests: stops the thread as if it had crashed. */
-  killForTest(): Promise<void>;
+  /** For tests: stops thread `slot` (default 0) as if it had crashed. */
+  killForTest(slot?: number): Promise<void>;
 }
 
 function sameVerdict(a: AgentVerdict, b: AgentVerdict): boolean {
@@ -146,70 +157,105 @@ function spawn(
 }
 
 export async function startLookupThread(opts: LookupThreadOptions): Promise<LookupThread> {
-  const agentCells = new SharedArrayBuffer(agentStatCells * Float64Array.BYTES_PER_ELEMENT);
-  const dnsCells = new SharedArrayBuffer(dnsStatCells * Float64Array.BYTES_PER_ELEMENT);
-  const agentStats: AgentServerStats = agentStatsView(new Float64Array(agentCells));
-  const dnsStats: DnsStats = dnsStatsOver(new Float64Array(dnsCells));
+  const threads = opts.threads ?? 1;
+  if (!Number.isInteger(threads) || threads < 1)
+    throw new Error(`threads must be an integer ≥ 1, got ${threads}`);
+  const shared = threads > 1;
+  const f64 = Float64Array.BYTES_PER_ELEMENT;
+  const agentCells = new SharedArrayBuffer(threads * agentStatCells * f64);
+  const dnsCells = new SharedArrayBuffer(threads * dnsStatCells * f64);
+  const blocks = (sab: SharedArrayBuffer, n: number): Float64Array[] =>
+    Array.from({ length: threads }, (_, i) => new Float64Array(sab, i * n * f64, n));
+  const agentStats: AgentServerStats = agentStatsSum(blocks(agentCells, agentStatCells));
+  const dnsStats: DnsStats = dnsStatsSum(blocks(dnsCells, dnsStatCells));
   // The node's copies of the tables: for diffs, and for a thread started again after a crash.
   const agentTable = new Map<string, AgentTableEntry>();
   for (const e of opts.agentEntries) if (e[2] !== undefined) agentTable.set(`${e[0]}/${e[1]}`, e);
   const dnsTable = new Map<string, DnsTableEntry>();
   for (const e of opts.dnsEntries) if (e[1] !== undefined) dnsTable.set(e[0], e);
-  const init = (agent: AgentListen | undefined, dns: DnsListen | undefined): LookupThreadInit => ({
+  const init = (
+    slot: number,
+    agent: AgentListen | undefined,
+    dns: DnsListen | undefined,
+  ): LookupThreadInit => ({
     agent,
     dns,
     agentCells,
     dnsCells,
+    slot,
     agentEntries: [...agentTable.values()],
     dnsEntries: [...dnsTable.values()],
   });
-  const first = await spawn(init(opts.agent, opts.dns), opts.onDnsInternalError);
-  // Port 0 resolved: a replacement thread binds the same ports.
-  const agentAt = opts.agent === undefined ? undefined : { ...opts.agent, port: first.agentPort! };
-  const dnsAt = opts.dns === undefined ? undefined : { ...opts.dns, port: first.dnsPort! };
-  let worker: Worker | undefined = first.worker;
+  const agentAsked = opts.agent === undefined ? undefined : { ...opts.agent, reusePort: shared };
+  const dnsAsked = opts.dns === undefined ? undefined : { ...opts.dns, reusePort: shared };
+  const workers: (Worker | undefined)[] = new Array(threads).fill(undefined);
   let closing: Promise<void> | undefined;
   let restarts = 0;
+  const terminateAll = async (): Promise<void> => {
+    await Promise.all(workers.map((w) => w?.terminate()));
+  };
 
-  const send = (m: LookupThreadCommand): void => worker?.postMessage(m);
+  // The first thread binds (port 0 resolved); the others join its ports.
+  const first = await spawn(init(0, agentAsked, dnsAsked), opts.onDnsInternalError);
+  workers[0] = first.worker;
+  const agentAt = agentAsked === undefined ? undefined : { ...agentAsked, port: first.agentPort! };
+  const dnsAt = dnsAsked === undefined ? undefined : { ...dnsAsked, port: first.dnsPort! };
+  try {
+    for (let slot = 1; slot < threads; slot++)
+      workers[slot] = (await spawn(init(slot, agentAt, dnsAt), opts.onDnsInternalError)).worker;
+  } catch (e) {
+    await terminateAll();
+    throw e;
+  }
 
-  const watch = (w: Worker): void => {
+  const sendAll = (m: LookupThreadCommand): void => {
+    for (const w of workers) w?.postMessage(m);
+  };
+
+  const watch = (slot: number, w: Worker): void => {
     w.on("error", () => {}); // the exit that follows restarts it
     w.once("exit", () => {
-      if (closing !== undefined || worker !== w) return;
-      worker = undefined;
+      if (closing !== undefined || workers[slot] !== w) return;
+      workers[slot] = undefined;
       restarts++;
       // Same addresses, whole tables. One attempt; a node that cannot listen again says so
-      // through onRestart and keeps serving everything else.
-      spawn(init(agentAt, dnsAt), opts.onDnsInternalError).then(
+      // through onRestart and keeps serving everything else (other threads included).
+      spawn(init(slot, agentAt, dnsAt), opts.onDnsInternalError).then(
         (next) => {
           if (closing !== undefined) {
             void next.worker.terminate();
             return;
           }
-          worker = next.worker;
-          watch(next.worker);
+          workers[slot] = next.worker;
+          watch(slot, next.worker);
           // Rows that changed or went while it started reached no thread: replace its tables.
-          send({ type: "reset", agent: [...agentTable.values()], dns: [...dnsTable.values()] });
+          next.worker.postMessage({
+            type: "reset",
+            agent: [...agentTable.values()],
+            dns: [...dnsTable.values()],
+          } satisfies LookupThreadCommand);
           opts.onRestart?.(undefined);
         },
         (e: unknown) => opts.onRestart?.(e instanceof Error ? e : new Error(String(e))),
       );
     });
   };
-  watch(first.worker);
+  for (let slot = 0; slot < threads; slot++) watch(slot, workers[slot]!);
 
   const close = (): Promise<void> => {
     closing ??= (async () => {
-      const w = worker;
-      worker = undefined;
-      if (w === undefined) return;
-      const exited = new Promise<void>((resolve) => w.once("exit", () => resolve()));
-      w.postMessage({ type: "close" } satisfies LookupThreadCommand);
-      // A thread that does not close its servers within a second is stopped outright.
-      const timer = setTimeout(() => void w.terminate(), 1_000);
-      await exited;
-      clearTimeout(timer);
+      const running = workers.filter((w): w is Worker => w !== undefined);
+      workers.fill(undefined);
+      await Promise.all(
+        running.map(async (w) => {
+          const exited = new Promise<void>((resolve) => w.once("exit", () => resolve()));
+          w.postMessage({ type: "close" } satisfies LookupThreadCommand);
+          // A thread that does not close its servers within a second is stopped outright.
+          const timer = setTimeout(() => void w.terminate(), 1_000);
+          await exited;
+          clearTimeout(timer);
+        }),
+      );
     })();
     return closing;
   };
@@ -220,6 +266,7 @@ export async function startLookupThread(opts: LookupThreadOptions): Promise<Look
         ? undefined
         : { host: agentAt.host, port: agentAt.port, stats: agentStats, close },
     dns: dnsAt === undefined ? undefined : { host: dnsAt.host, port: dnsAt.port, stats: dnsStats, close },
+    threads,
     get restarts() {
       return restarts;
     },
@@ -234,7 +281,7 @@ export async function startLookupThread(opts: LookupThreadOptions): Promise<Look
         else agentTable.set(key, e);
         changed.push(e);
       }
-      if (changed.length > 0) send({ type: "agent", entries: changed });
+      if (changed.length > 0) sendAll({ type: "agent", entries: changed });
     },
     updateDns(entries) {
       const changed: DnsTableEntry[] = [];
@@ -246,11 +293,11 @@ export async function startLookupThread(opts: LookupThreadOptions): Promise<Look
         else dnsTable.set(e[0], e);
         changed.push(e);
       }
-      if (changed.length > 0) send({ type: "dns", entries: changed });
+      if (changed.length > 0) sendAll({ type: "dns", entries: changed });
     },
     close,
-    async killForTest() {
-      await worker?.terminate();
+    async killForTest(slot = 0) {
+      await workers[slot]?.terminate();
     },
   };
 }

@@ -439,6 +439,18 @@ const cases: BadCase[] = [
     path: "node.max_concurrent_checks",
     message: "expected a number of checks from 1 to 65536, got 0",
   },
+  {
+    name: "lookup_threads 0",
+    text: "node: { lookup_threads: 0 }\n",
+    path: "node.lookup_threads",
+    message: "expected a number of lookup threads from 1 to 64, got 0",
+  },
+  {
+    name: "lookup_threads not a whole number",
+    text: "node: { lookup_threads: 1.5 }\n",
+    path: "node.lookup_threads",
+    message: /^expected a number of lookup threads from 1 to 64/,
+  },
 
   // ── the file as a whole ──
   {

@@ -243,6 +243,72 @@ describe("lookup thread: DNS", () => {
   });
 });
 
+describe("two lookup threads on the same ports (SO_REUSEPORT)", () => {
+  it("both answer, counts add up, and one dying leaves the other answering", async () => {
+    const t = await startLookupThread({
+      threads: 2,
+      agent: { host: "127.0.0.1", port: 0 },
+      dns: { host: "127.0.0.1", port: 0 },
+      agentEntries: [["web", "10.0.0.1:80", { state: "up", reason: "", health: "up" }]],
+      dnsEntries: [["web", [{ host: "10.0.0.1", port: 80 }]]],
+    });
+    try {
+      assert.equal(t.threads, 2);
+      const port = t.agent!.port;
+      const before = t.agent!.stats.answered;
+      for (let i = 0; i < 40; i++) assert.equal(await ask(port, "web/10.0.0.1:80\n"), "up ready\n");
+      assert.equal(
+        t.agent!.stats.answered - before,
+        40,
+        "every answer counted once, whichever thread gave it",
+      );
+      // An update reaches both threads: every connection sees it, whichever thread takes it.
+      t.updateAgent([["web", "10.0.0.1:80", { state: "down", reason: "status 500", health: "down" }]]);
+      await eventually(async () => {
+        for (let i = 0; i < 20; i++)
+          if ((await ask(port, "web/10.0.0.1:80\n")) !== "down ready #status 500\n") return false;
+        return true;
+      }, "both threads have the update");
+      // Thread 0 dies: thread 1 holds the port, so nothing is refused meanwhile.
+      await t.killForTest(0);
+      for (let i = 0; i < 40; i++)
+        assert.equal(await ask(port, "web/10.0.0.1:80\n"), "down ready #status 500\n");
+      await eventually(() => t.restarts === 1, "thread 0 restarted");
+      for (let i = 0; i < 20; i++)
+        assert.equal(await ask(port, "web/10.0.0.1:80\n"), "down ready #status 500\n");
+      const dnsPort = t.dns!.port;
+      const q = encode({
+        type: "query",
+        id: 9,
+        flags: 0x0100,
+        questions: [{ type: "A", name: "web.service.vigil." }],
+      });
+      for (let i = 0; i < 10; i++) {
+        const reply = await new Promise<Buffer>((resolve, reject) => {
+          const s = createSocket("udp4");
+          const timer = setTimeout(() => {
+            s.close();
+            reject(new Error("no DNS answer within 500 ms"));
+          }, 500);
+          s.on("message", (m) => {
+            clearTimeout(timer);
+            s.close();
+            resolve(m);
+          });
+          s.send(q, dnsPort, "127.0.0.1");
+        });
+        assert.deepEqual(
+          (decode(reply).answers ?? []).map((r) => (r as { data: unknown }).data),
+          ["10.0.0.1"],
+        );
+      }
+      assert.ok(t.dns!.stats.responses.udp.NOERROR >= 10);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
 describe("lookup thread inside a node: agent-check", () => {
   /** What each target's checks return now, by host: the test flips them. */
   const results = new Map<string, CheckResult>();
@@ -255,7 +321,7 @@ describe("lookup thread inside a node: agent-check", () => {
   before(async () => {
     const cfg = parseConfigText(
       `
-node: { name: a1, api: "127.0.0.1:0", gossip: "127.0.0.1:0", agent: "127.0.0.1:0" }
+node: { name: a1, api: "127.0.0.1:0", gossip: "127.0.0.1:0", agent: "127.0.0.1:0", lookup_threads: 2 }
 defaults: { interval: 100ms, timeout: 80ms, rise: 1, fall: 1 }
 pools:
   web:

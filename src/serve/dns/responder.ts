@@ -97,6 +97,34 @@ export function dnsStatsOver(cells: Float64Array): DnsStats {
   return stats;
 }
 
+/** The counters of several DNS servers (one block of dnsStatCells cells each), summed; read only. */
+export function dnsStatsSum(blocks: readonly Float64Array[]): DnsStats {
+  const stats = createDnsStats();
+  let next = 0;
+  const wire = (o: Record<string, unknown>): void => {
+    for (const k of Object.keys(o)) {
+      const v = o[k];
+      if (typeof v !== "number") {
+        wire(v as Record<string, unknown>);
+        continue;
+      }
+      const at = next++;
+      Object.defineProperty(o, k, {
+        enumerable: true,
+        get: () => {
+          let n = 0;
+          for (const b of blocks) n += b[at]!;
+          return n;
+        },
+      });
+    }
+  };
+  wire(stats as unknown as Record<string, unknown>);
+  for (const b of blocks)
+    if (b.length !== next) throw new Error(`DNS stats need ${next} cells, got ${b.length}`);
+  return stats;
+}
+
 export interface DnsResponderOptions {
   /** Where to count (a fresh DnsStats if absent). */
   stats?: DnsStats;
