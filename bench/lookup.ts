@@ -20,7 +20,7 @@
 // generators, whatever the node does. Writes bench/results/lookup.json.
 //
 //   npx node bench/lookup.ts [--rates=1000,5000,10000,20000 --seconds=5 --max-seconds=5]
-//                            [--generators=0 (by rate) --http-conns=64 --modes=agent,http --floor=1]
+//                            [--generators=0 (by rate) --http-conns=64 --modes=agent,http[,dns] --floor=1]
 //                            [--others-max=25 --lag-max=1 --retries=3 --write=1 --agent-gen=c|node]
 //                            [--agent-thread=1 (0: the agent server on the node's event loop)]
 //                            [--lookup-threads=1 (node.lookup_threads) --check-interval=1h]
@@ -31,6 +31,7 @@
 // Targets (issue 5): p99 under 1 ms at 5,000 lookups/s on loopback; a maximum rate aiming at
 // 50,000/s on a 2-core machine.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { createSocket as createUdpSocket, type Socket as UdpSocket } from "node:dgram";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
@@ -38,6 +39,7 @@ import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { encode as dnsEncode } from "dns-packet";
 import type { CheckResult, Prober } from "../src/checkers/types.ts";
 import type { VigilNode } from "../src/runtime/node.ts";
 import { arg, progress, round, writeResults } from "./lib.ts";
@@ -60,7 +62,14 @@ function poolOf(i: number): string {
   return `p${i % POOLS}`;
 }
 
-type Mode = "agent" | "http";
+type Mode = "agent" | "http" | "dns";
+
+/** Small pools for DNS (a 1,000-target pool's A answer is far past a UDP message): 10 × 8. */
+const DNS_POOLS = 10;
+const DNS_PER_POOL = 8;
+function dnsTargetKey(p: number, i: number): string {
+  return `10.9.${p}.${i + 1}:53`;
+}
 
 // ── latency histogram: exact merging across generator processes ─────────────
 
@@ -172,6 +181,20 @@ class Generator {
     this.mode = mode;
     this.port = port;
     this.maxInflight = maxInflight;
+    if (mode === "dns") {
+      for (let p = 0; p < DNS_POOLS; p++)
+        this.requests.push(
+          Buffer.from(
+            dnsEncode({
+              type: "query",
+              id: 0,
+              flags: 0x0100,
+              questions: [{ type: "A", name: `d${p}.service.vigil.` }],
+            }),
+          ),
+        );
+      return;
+    }
     for (let i = 0; i < TARGETS; i++) {
       const key = targetKey(i);
       const pool = poolOf(i);
@@ -188,6 +211,14 @@ class Generator {
   }
 
   async open(conns: number): Promise<void> {
+    if (this.mode === "dns") {
+      const sock = createUdpSocket("udp4");
+      this.udp = sock;
+      sock.on("message", (m: Buffer) => this.onDnsReply(m));
+      sock.on("error", () => {});
+      await new Promise<void>((r) => sock.bind(0, "127.0.0.1", () => r()));
+      return;
+    }
     if (this.mode !== "http") return;
     const all = await Promise.all(Array.from({ length: conns }, () => HttpConn.open(this)));
     this.all.push(...all);
@@ -196,6 +227,40 @@ class Generator {
 
   close(): void {
     for (const c of this.all) c.socket.destroy();
+    this.udp?.close();
+  }
+
+  // DNS: one UDP socket, queries matched to replies by their 16-bit id.
+  private udp: UdpSocket | undefined;
+  private nextDnsId = 0;
+  private readonly dnsPending = new Map<number, { issuedMs: number; dueMs: number }>();
+
+  private dns(index: number, issuedMs: number, dueMs: number): void {
+    // Ids are reused after 65,536 queries; one still pending then is counted as lost.
+    const id = this.nextDnsId++ & 0xffff;
+    if (this.dnsPending.has(id)) {
+      this.dnsPending.delete(id);
+      this.inflight--;
+      this.errors++;
+    }
+    this.inflight++;
+    this.sent++;
+    const q = Buffer.from(this.requests[index % DNS_POOLS]!);
+    q.writeUInt16BE(id, 0);
+    this.dnsPending.set(id, { issuedMs, dueMs });
+    this.udp!.send(q, this.port, "127.0.0.1");
+  }
+
+  private onDnsReply(m: Buffer): void {
+    if (m.length < 12) return;
+    const p = this.dnsPending.get(m.readUInt16BE(0));
+    if (p === undefined) return;
+    this.dnsPending.delete(m.readUInt16BE(0));
+    this.inflight--;
+    // NOERROR, not truncated, every target of the pool up (all 8 pass their checks).
+    const right = (m[3]! & 0x0f) === 0 && (m[2]! & 0x02) === 0 && m.readUInt16BE(6) === DNS_PER_POOL;
+    this.done(true, right, p.issuedMs, p.dueMs);
+    this.release(undefined);
   }
 
   get outstanding(): number {
@@ -214,6 +279,7 @@ class Generator {
       return;
     }
     if (conn !== undefined) conn.send(index, nowMs, dueMs);
+    else if (this.mode === "dns") this.dns(index, nowMs, dueMs);
     else this.agent(index, nowMs, dueMs);
   }
 
@@ -231,6 +297,7 @@ class Generator {
         this.qHead = 0;
       }
       if (conn !== undefined) conn.send(index, issued, due);
+      else if (this.mode === "dns") this.dns(index, issued, due);
       else this.agent(index, issued, due);
     } else if (conn !== undefined) this.idle.push(conn);
     this.onDone?.();
@@ -448,7 +515,11 @@ function config(): string {
     for (let i = p; i < TARGETS; i += POOLS) keys.push(targetKey(i));
     pools.push(`  p${p}:\n    check: { type: http, path: /healthz }\n    targets: [${keys.join(", ")}]`);
   }
-  return `node: { name: bench, api: "127.0.0.1:0", gossip: "127.0.0.1:0", data_dir: "${mkdtempSync(join(tmpdir(), "vigil-bench-"))}", agent: "127.0.0.1:0", max_concurrent_checks: 2048, lookup_threads: ${lookupThreads} }
+  for (let p = 0; p < DNS_POOLS; p++) {
+    const keys = Array.from({ length: DNS_PER_POOL }, (_, i) => dnsTargetKey(p, i));
+    pools.push(`  d${p}:\n    check: { type: tcp }\n    targets: [${keys.join(", ")}]`);
+  }
+  return `node: { name: bench, api: "127.0.0.1:0", gossip: "127.0.0.1:0", data_dir: "${mkdtempSync(join(tmpdir(), "vigil-bench-"))}", agent: "127.0.0.1:0", dns: "127.0.0.1:0", max_concurrent_checks: 2048, lookup_threads: ${lookupThreads} }
 defaults: { interval: 2s, timeout: 1s, rise: 1, fall: 1, jitter: 0.1 }
 pools:
 ${pools.join("\n")}
@@ -459,6 +530,7 @@ async function startNode(): Promise<{
   node: VigilNode;
   apiPort: number;
   agentPort: number;
+  dnsPort: number;
   firstMinuteLoopDelayMsMax: number;
 }> {
   // Imported here, not at the top: the generator processes need none of the node.
@@ -515,7 +587,7 @@ async function startNode(): Promise<{
     progress(`event loop delay meanwhile: max ${firstMinuteLoopDelayMsMax} ms`);
   }
   const apiPort = Number(new URL(node.apiUrl).port);
-  return { node, apiPort, agentPort: node.agentPort!, firstMinuteLoopDelayMsMax };
+  return { node, apiPort, agentPort: node.agentPort!, dnsPort: node.dnsPort!, firstMinuteLoopDelayMsMax };
 }
 
 /**
@@ -797,7 +869,7 @@ interface Plan {
 
 /** What one generator process drives comfortably (its CPU well under one core): fewer
  * processes contend less with the node for the machine's cores. */
-const perGeneratorPerSecond: Record<Mode, number> = { http: 20_000, agent: 10_000 };
+const perGeneratorPerSecond: Record<Mode, number> = { http: 20_000, agent: 10_000, dns: 20_000 };
 
 function generatorsFor(mode: Mode, rate: number, plan: Plan): number {
   if (plan.generators > 0) return plan.generators;
@@ -867,7 +939,7 @@ async function measureMode(mode: Mode, port: number, plan: Plan): Promise<ModeRe
     progress(show(r));
     out.beyond.push(r);
   }
-  for (const conc of mode === "agent" ? [16, 64] : [32, 128]) {
+  for (const conc of mode === "http" ? [32, 128] : [16, 64]) {
     const r = await at(0, plan.maxSeconds, conc);
     progress(show(r));
     out.closedLoop.push(r);
@@ -892,7 +964,7 @@ async function main(): Promise<void> {
   const floor = arg("floor", 1) !== 0;
   const write = arg("write", 1) !== 0;
   const loadBefore = loadavg().map((x) => round(x, 2));
-  const { node, apiPort, agentPort, firstMinuteLoopDelayMsMax } = await startNode();
+  const { node, apiPort, agentPort, dnsPort, firstMinuteLoopDelayMsMax } = await startNode();
   const cost = await inProcess(node);
   progress(
     `in process: agent lookup ${cost.agentLookupMicros} µs (agent server's ${cost.agentVerdictMicros} µs), ` +
@@ -901,13 +973,18 @@ async function main(): Promise<void> {
   const results: Partial<Record<Mode, ModeResults>> = {};
   try {
     for (const mode of modes)
-      results[mode] = await measureMode(mode, mode === "agent" ? agentPort : apiPort, plan);
+      results[mode] = await measureMode(
+        mode,
+        mode === "agent" ? agentPort : mode === "dns" ? dnsPort : apiPort,
+        plan,
+      );
   } finally {
     await node.stop();
   }
   const floors: StepResult[] = [];
   if (floor) {
     for (const mode of modes) {
+      if (mode === "dns") continue; // no floor server for DNS
       const server = await startFloor(mode);
       const port = (server.address() as { port: number }).port;
       await step(mode, port, 0, 1, 32, generatorsFor(mode, 0, plan));
@@ -975,6 +1052,7 @@ async function main(): Promise<void> {
   if (!write) return;
   const name =
     (checkInterval === "1h" ? "lookup" : "lookup-checking") +
+    (modes.join(",") === "dns" ? "-dns" : "") +
     (arg("agent-thread", 1) === 0 ? "-loop" : "") +
     (lookupThreads > 1 ? `-threads${lookupThreads}` : "");
   const path = writeResults(name, {
