@@ -702,6 +702,23 @@ export class VigilNode implements ApiBackend {
       this.agent = thread.agent;
       this.dns = thread.dns;
       this.feedLookups(); // what changed while the thread started
+      new Counter({
+        name: "vigil_lookup_thread_restarts_total",
+        help: "Lookup threads (agent-check, DNS) started again because one died; each is logged.",
+        registers: [this.metrics.registry],
+        collect() {
+          this.reset();
+          this.inc(thread.restarts);
+        },
+      });
+      new Gauge({
+        name: "vigil_lookup_threads",
+        help: "Threads answering agent-check and DNS (node.lookup_threads).",
+        registers: [this.metrics.registry],
+        collect() {
+          this.set(thread.threads);
+        },
+      });
     }
     if (this.agent !== undefined) this.registerAgentMetrics(this.agent);
     if (this.dns !== undefined) this.registerDnsMetrics(this.dns);

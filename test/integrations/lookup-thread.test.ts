@@ -377,6 +377,8 @@ pools:
     const up = Number(/vigil_agent_requests_total\{result="up"\} (\d+)/.exec(text)?.[1]);
     assert.ok(up >= 1, `up count ${up}`);
     assert.equal(up, node.agentStats?.requests.up);
+    assert.match(text, /^vigil_lookup_threads 2$/m);
+    assert.match(text, /^vigil_lookup_thread_restarts_total 0$/m);
   });
 });
 
