@@ -1,7 +1,7 @@
 import { channel } from "node:diagnostics_channel";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { networkInterfaces } from "node:os";
-import { Counter, Gauge, Histogram } from "prom-client";
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import { AlertManager, firstLiveMember, registerAlertMetrics } from "../alerts/index.ts";
 import type { CheckResult, Prober } from "../checkers/types.ts";
 import { historySettingsOf } from "../config/history.ts";
@@ -54,6 +54,19 @@ export interface NodeDeps {
   /** false: the agent-check and DNS servers run on the node's own event loop, not on the
    * lookup thread (src/serve/lookup-thread.ts); for comparison in bench/lookup.ts. */
   lookupThread?: boolean;
+}
+
+/** A counter whose value is read at scrape time from something that keeps the count. */
+function liveCounter(registers: Registry[], name: string, help: string, read: () => number): Counter {
+  return new Counter({
+    name,
+    help,
+    registers,
+    collect() {
+      this.reset();
+      this.inc(read());
+    },
+  });
 }
 
 /** Stream frames are multiplexed by their first byte. */
@@ -702,15 +715,12 @@ export class VigilNode implements ApiBackend {
       this.agent = thread.agent;
       this.dns = thread.dns;
       this.feedLookups(); // what changed while the thread started
-      new Counter({
-        name: "vigil_lookup_thread_restarts_total",
-        help: "Lookup threads (agent-check, DNS) started again because one died; each is logged.",
-        registers: [this.metrics.registry],
-        collect() {
-          this.reset();
-          this.inc(thread.restarts);
-        },
-      });
+      liveCounter(
+        [this.metrics.registry],
+        "vigil_lookup_thread_restarts_total",
+        "Lookup threads (agent-check, DNS) started again because one died; each is logged.",
+        () => thread.restarts,
+      );
       new Gauge({
         name: "vigil_lookup_threads",
         help: "Threads answering agent-check and DNS (node.lookup_threads).",
@@ -793,16 +803,7 @@ export class VigilNode implements ApiBackend {
         this.set(self.core.ownedCount());
       },
     });
-    const counterOf = (name: string, help: string, read: () => number) =>
-      new Counter({
-        name,
-        help,
-        registers: reg,
-        collect() {
-          this.reset();
-          this.inc(read());
-        },
-      });
+    const counterOf = (name: string, help: string, read: () => number) => liveCounter(reg, name, help, read);
     counterOf(
       "vigil_suspicions_raised_total",
       "Members this node suspected.",
@@ -889,16 +890,7 @@ export class VigilNode implements ApiBackend {
 
   private registerDnsMetrics(dns: DnsServer): void {
     const reg = [this.metrics.registry];
-    const counterOf = (name: string, help: string, read: () => number) =>
-      new Counter({
-        name,
-        help,
-        registers: reg,
-        collect() {
-          this.reset();
-          this.inc(read());
-        },
-      });
+    const counterOf = (name: string, help: string, read: () => number) => liveCounter(reg, name, help, read);
     // The server keeps the counts; a scrape copies them.
     new Counter({
       name: "vigil_dns_responses_total",

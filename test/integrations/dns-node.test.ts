@@ -1,64 +1,20 @@
 import assert from "node:assert/strict";
-import { createSocket } from "node:dgram";
 import { after, before, describe, it } from "node:test";
-import { type DecodedPacket, decode, encode } from "dns-packet";
-import type { CheckResult, Prober } from "../../src/checkers/types.ts";
 import { parseConfigText } from "../../src/config/load.ts";
 import { SeededRandom } from "../../src/core/random.ts";
 import { systemClock } from "../../src/runtime/clock.ts";
 import { silentLogger } from "../../src/runtime/log.ts";
 import { VigilNode } from "../../src/runtime/node.ts";
+import { addressesOf, dnsQuery, rcodeOf, udpExchange } from "../helpers/dns.ts";
 import { eventually } from "../helpers/origins.ts";
+import { scriptedProber } from "../helpers/prober.ts";
 
 // A node's DNS server (node.dns) answering from the node's own verdicts, over a real UDP
 // socket, and counting what it did in /metrics. The prober is a stub: the targets' addresses
 // appear in answers only, nothing is sent to them.
 
-let nextId = 1;
-
-/** One UDP exchange with the node's DNS server; the raw bytes sent when `raw` is given. */
-function exchange(port: number, packet: Buffer): Promise<Buffer | undefined> {
-  return new Promise((resolve, reject) => {
-    const s = createSocket("udp4");
-    const timer = setTimeout(() => {
-      s.close();
-      resolve(undefined); // dropped: no answer
-    }, 500);
-    s.on("message", (m) => {
-      clearTimeout(timer);
-      s.close();
-      resolve(m);
-    });
-    s.on("error", (e) => {
-      clearTimeout(timer);
-      s.close();
-      reject(e);
-    });
-    s.send(packet, port, "127.0.0.1");
-  });
-}
-
-async function ask(port: number, name: string, type: "A" | "SRV"): Promise<DecodedPacket> {
-  const q = encode({ type: "query", id: nextId++ & 0xffff, flags: 0x0100, questions: [{ type, name }] });
-  const reply = await exchange(port, q);
-  assert.ok(reply !== undefined, `an answer to ${type} ${name}`);
-  return decode(reply);
-}
-
-const rcodeOf = (p: DecodedPacket): string => (p as unknown as { rcode: string }).rcode;
-const addresses = (p: DecodedPacket): string[] =>
-  (p.answers ?? [])
-    .filter((r) => r.type === "A")
-    .map((r) => String((r as { data: unknown }).data))
-    .sort();
-
 describe("DNS server of a node", () => {
-  const results = new Map<string, CheckResult>();
-  const prober: Prober = {
-    check: (req) =>
-      Promise.resolve(results.get(req.target.host) ?? { ok: true, latencyMs: 0.1, reason: "status 200" }),
-    close: () => Promise.resolve(),
-  };
+  const { prober, results } = scriptedProber();
   let node: VigilNode;
   let port: number;
   before(async () => {
@@ -90,28 +46,28 @@ pools:
     const all = ["10.2.0.1", "10.2.0.2", "10.2.0.3"];
     await eventually(
       async () =>
-        JSON.stringify(addresses(await ask(port, "web.service.vigil.", "A"))) === JSON.stringify(all),
+        JSON.stringify(addressesOf(await dnsQuery(port, "web.service.vigil.", "A"))) === JSON.stringify(all),
       "all three healthy",
     );
-    const srv = await ask(port, "_web._tcp.service.vigil.", "SRV");
+    const srv = await dnsQuery(port, "_web._tcp.service.vigil.", "SRV");
     const ports = (srv.answers ?? []).map((r) => (r as { data: { port: number } }).data.port).sort();
     assert.deepEqual(ports, [8080, 8080, 8081]);
     results.set("10.2.0.2", { ok: false, latencyMs: 0.1, reason: "status 503" });
     await eventually(
       async () =>
-        JSON.stringify(addresses(await ask(port, "web.service.vigil.", "A"))) ===
+        JSON.stringify(addressesOf(await dnsQuery(port, "web.service.vigil.", "A"))) ===
         JSON.stringify(["10.2.0.1", "10.2.0.3"]),
       "10.2.0.2 left out once down",
     );
     results.delete("10.2.0.2");
     await eventually(
-      async () => addresses(await ask(port, "web.service.vigil.", "A")).length === 3,
+      async () => addressesOf(await dnsQuery(port, "web.service.vigil.", "A")).length === 3,
       "10.2.0.2 back",
     );
   });
 
   it("follows admin states, pools added and deleted, and fail_open", async () => {
-    const a = async (name: string): Promise<string[]> => addresses(await ask(port, name, "A"));
+    const a = async (name: string): Promise<string[]> => addressesOf(await dnsQuery(port, name, "A"));
     node.setAdmin("web", "10.2.0.1:8080", { state: "maint", reason: "disk" });
     await eventually(async () => !(await a("web.service.vigil.")).includes("10.2.0.1"), "maint left out");
     node.setAdmin("web", "10.2.0.1:8080", { state: "none" });
@@ -130,10 +86,10 @@ pools:
     });
     node.putPool("db", pool(false));
     await eventually(async () => {
-      const r = await ask(port, "db.service.vigil.", "A");
+      const r = await dnsQuery(port, "db.service.vigil.", "A");
       return (
         rcodeOf(r) === "NOERROR" &&
-        addresses(r).length === 0 &&
+        addressesOf(r).length === 0 &&
         node.lookupTarget("db", "10.3.0.1:81")?.state === "down"
       );
     }, "db answered, nothing healthy");
@@ -144,18 +100,22 @@ pools:
     );
     node.deletePool("db");
     await eventually(
-      async () => rcodeOf(await ask(port, "db.service.vigil.", "A")) === "NXDOMAIN",
+      async () => rcodeOf(await dnsQuery(port, "db.service.vigil.", "A")) === "NXDOMAIN",
       "deleted pool is NXDOMAIN",
     );
   });
 
   it("says NXDOMAIN for a pool it does not know", async () => {
-    assert.equal(rcodeOf(await ask(port, "nope.service.vigil.", "A")), "NXDOMAIN");
+    assert.equal(rcodeOf(await dnsQuery(port, "nope.service.vigil.", "A")), "NXDOMAIN");
   });
 
   it("counts what it answered and what it dropped in /metrics", async () => {
-    assert.equal(await exchange(port, Buffer.from([1, 2, 3])), undefined, "a 3-byte datagram gets no answer");
-    await ask(port, "nope.service.vigil.", "A");
+    assert.equal(
+      await udpExchange(port, Buffer.from([1, 2, 3])),
+      undefined,
+      "a 3-byte datagram gets no answer",
+    );
+    await dnsQuery(port, "nope.service.vigil.", "A");
     const text = await (await fetch(`${node.apiUrl}/metrics`)).text();
     const value = (re: RegExp): number => Number(re.exec(text)?.[1] ?? Number.NaN);
     assert.ok(value(/vigil_dns_responses_total\{transport="udp",rcode="NOERROR"\} (\d+)/) >= 4);

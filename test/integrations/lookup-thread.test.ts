@@ -2,9 +2,7 @@ import assert from "node:assert/strict";
 import { createSocket } from "node:dgram";
 import { connect, createServer } from "node:net";
 import { after, before, describe, it } from "node:test";
-import { decode, encode } from "dns-packet";
 import fc from "fast-check";
-import type { CheckResult, Prober } from "../../src/checkers/types.ts";
 import { parseConfigText } from "../../src/config/load.ts";
 import { formatAgentReply } from "../../src/core/agent-check/codec.ts";
 import { isVigilError } from "../../src/core/errors.ts";
@@ -13,7 +11,9 @@ import { systemClock } from "../../src/runtime/clock.ts";
 import { silentLogger } from "../../src/runtime/log.ts";
 import { VigilNode } from "../../src/runtime/node.ts";
 import { type LookupThread, startLookupThread } from "../../src/serve/lookup-thread.ts";
+import { addressesOf, dnsQuery, rcodeOf } from "../helpers/dns.ts";
 import { eventually } from "../helpers/origins.ts";
+import { scriptedProber } from "../helpers/prober.ts";
 
 // The agent-check and DNS servers on the lookup thread (src/serve/lookup-thread.ts): they answer
 // from the tables the node pushes, count into memory the node reads, come back after a crash with
@@ -151,31 +151,8 @@ describe("lookup thread: agent-check", () => {
 
 describe("lookup thread: DNS", () => {
   const a = async (port: number, name: string): Promise<{ rcode: string; ips: string[] }> => {
-    const q = encode({ type: "query", id: 7, flags: 0x0100, questions: [{ type: "A", name }] });
-    const reply = await new Promise<Buffer>((resolve, reject) => {
-      const s = createSocket("udp4");
-      // A query sent while no thread listens is simply lost, as on any network.
-      const timer = setTimeout(() => {
-        s.close();
-        reject(new Error("no DNS answer within 500 ms"));
-      }, 500);
-      s.on("message", (m) => {
-        clearTimeout(timer);
-        s.close();
-        resolve(m);
-      });
-      s.on("error", (e) => {
-        clearTimeout(timer);
-        s.close();
-        reject(e);
-      });
-      s.send(q, port, "127.0.0.1");
-    });
-    const p = decode(reply);
-    return {
-      rcode: (p as unknown as { rcode: string }).rcode,
-      ips: (p.answers ?? []).map((r) => String((r as { data: unknown }).data)).sort(),
-    };
+    const p = await dnsQuery(port, name, "A");
+    return { rcode: rcodeOf(p), ips: addressesOf(p) };
   };
 
   it("answers from the pools it was given, follows updates, and comes back after a crash", async () => {
@@ -277,31 +254,8 @@ describe("two lookup threads on the same ports (SO_REUSEPORT)", () => {
       for (let i = 0; i < 20; i++)
         assert.equal(await ask(port, "web/10.0.0.1:80\n"), "down ready #status 500\n");
       const dnsPort = t.dns!.port;
-      const q = encode({
-        type: "query",
-        id: 9,
-        flags: 0x0100,
-        questions: [{ type: "A", name: "web.service.vigil." }],
-      });
-      for (let i = 0; i < 10; i++) {
-        const reply = await new Promise<Buffer>((resolve, reject) => {
-          const s = createSocket("udp4");
-          const timer = setTimeout(() => {
-            s.close();
-            reject(new Error("no DNS answer within 500 ms"));
-          }, 500);
-          s.on("message", (m) => {
-            clearTimeout(timer);
-            s.close();
-            resolve(m);
-          });
-          s.send(q, dnsPort, "127.0.0.1");
-        });
-        assert.deepEqual(
-          (decode(reply).answers ?? []).map((r) => (r as { data: unknown }).data),
-          ["10.0.0.1"],
-        );
-      }
+      for (let i = 0; i < 10; i++)
+        assert.deepEqual(addressesOf(await dnsQuery(dnsPort, "web.service.vigil.", "A")), ["10.0.0.1"]);
       assert.ok(t.dns!.stats.responses.udp.NOERROR >= 10);
     } finally {
       await t.close();
@@ -311,12 +265,7 @@ describe("two lookup threads on the same ports (SO_REUSEPORT)", () => {
 
 describe("lookup thread inside a node: agent-check", () => {
   /** What each target's checks return now, by host: the test flips them. */
-  const results = new Map<string, CheckResult>();
-  const prober: Prober = {
-    check: (req) =>
-      Promise.resolve(results.get(req.target.host) ?? { ok: true, latencyMs: 0.1, reason: "status 200" }),
-    close: () => Promise.resolve(),
-  };
+  const { prober, results } = scriptedProber();
   let node: VigilNode;
   before(async () => {
     const cfg = parseConfigText(

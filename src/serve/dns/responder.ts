@@ -68,61 +68,49 @@ function countLeaves(o: Record<string, unknown>): number {
 }
 
 /**
+ * A DnsStats whose every number is the accessor `cell(i)` makes for its position i (the order of
+ * createDnsStats' keys, depth first); checks that there are `cells` of them.
+ */
+function statsOverCells(cells: number, cell: (i: number) => PropertyDescriptor): DnsStats {
+  const stats = createDnsStats();
+  let next = 0;
+  const wire = (o: Record<string, unknown>): void => {
+    for (const k of Object.keys(o)) {
+      const v = o[k];
+      if (typeof v !== "number") wire(v as Record<string, unknown>);
+      else Object.defineProperty(o, k, { enumerable: true, ...cell(next++) });
+    }
+  };
+  wire(stats as unknown as Record<string, unknown>);
+  if (next !== cells) throw new Error(`DNS stats need ${next} cells, got ${cells}`);
+  return stats;
+}
+
+/**
  * The same counters with every number kept in a cell of `cells` (dnsStatCells of them, shared
  * memory allowed): the DNS server on the lookup thread counts, the node's thread reads for
  * /metrics. Same shape, so `stats.dropped.short++` works either way. One writer.
  */
 export function dnsStatsOver(cells: Float64Array): DnsStats {
-  const stats = createDnsStats();
-  let next = 0;
-  const wire = (o: Record<string, unknown>): void => {
-    for (const k of Object.keys(o)) {
-      const v = o[k];
-      if (typeof v !== "number") {
-        wire(v as Record<string, unknown>);
-        continue;
-      }
-      const at = next++;
-      Object.defineProperty(o, k, {
-        enumerable: true,
-        get: () => cells[at]!,
-        set: (x: number) => {
-          cells[at] = x;
-        },
-      });
-    }
-  };
-  wire(stats as unknown as Record<string, unknown>);
-  if (next !== cells.length) throw new Error(`DNS stats need ${next} cells, got ${cells.length}`);
-  return stats;
+  return statsOverCells(cells.length, (at) => ({
+    get: () => cells[at]!,
+    set: (x: number) => {
+      cells[at] = x;
+    },
+  }));
 }
 
 /** The counters of several DNS servers (one block of dnsStatCells cells each), summed; read only. */
 export function dnsStatsSum(blocks: readonly Float64Array[]): DnsStats {
-  const stats = createDnsStats();
-  let next = 0;
-  const wire = (o: Record<string, unknown>): void => {
-    for (const k of Object.keys(o)) {
-      const v = o[k];
-      if (typeof v !== "number") {
-        wire(v as Record<string, unknown>);
-        continue;
-      }
-      const at = next++;
-      Object.defineProperty(o, k, {
-        enumerable: true,
-        get: () => {
-          let n = 0;
-          for (const b of blocks) n += b[at]!;
-          return n;
-        },
-      });
-    }
-  };
-  wire(stats as unknown as Record<string, unknown>);
   for (const b of blocks)
-    if (b.length !== next) throw new Error(`DNS stats need ${next} cells, got ${b.length}`);
-  return stats;
+    if (b.length !== dnsStatCells) throw new Error(`DNS stats need ${dnsStatCells} cells, got ${b.length}`);
+  return statsOverCells(dnsStatCells, (at) => ({
+    get: () => {
+      let n = 0;
+      for (const b of blocks) n += b[at]!;
+      return n;
+    },
+  }));
 }
 
 export interface DnsResponderOptions {
