@@ -99,17 +99,33 @@ describe("real processes: membership", () => {
     }, "a member.dead event for the victim in the event log");
 
     const leaver = agents[3]!;
-    leaver.proc.child.kill("SIGTERM");
-    assert.equal((await leaver.proc.exited).code, 0);
+    // A leave is reported "left" by members that saw the leaver alive when it left; one that had
+    // suspected it dead meanwhile (a loaded machine) waits for its refutation first.
     for (const a of agents.slice(0, 3)) {
       await eventually(
         async () => {
           const ms = (await json<{ members: Member[] }>(`${a.api}/v1/members`)).members;
-          return ms.find((m) => m.name === leaver.name)?.state === "left";
+          return ms.find((m) => m.name === leaver.name)?.state === "alive";
+        },
+        `${a.name} to see ${leaver.name} alive before it leaves`,
+        30_000,
+      );
+    }
+    leaver.proc.child.kill("SIGTERM");
+    assert.equal((await leaver.proc.exited).code, 0);
+    for (const a of agents.slice(0, 3)) {
+      let seen: string | undefined;
+      await eventually(
+        async () => {
+          const ms = (await json<{ members: Member[] }>(`${a.api}/v1/members`)).members;
+          seen = ms.find((m) => m.name === leaver.name)?.state;
+          return seen === "left";
         },
         `${a.name} to report ${leaver.name} left`,
         15_000,
-      );
+      ).catch((e: Error) => {
+        throw new Error(`${e.message} (last seen: ${seen ?? "absent"})`);
+      });
     }
   });
 });
