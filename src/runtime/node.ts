@@ -803,13 +803,14 @@ export class VigilNode implements ApiBackend {
         this.set(self.core.ownedCount());
       },
     });
-    const counterOf = (name: string, help: string, read: () => number) => liveCounter(reg, name, help, read);
-    counterOf(
+    liveCounter(
+      reg,
       "vigil_suspicions_raised_total",
       "Members this node suspected.",
       () => self.membership?.stats().suspicionsRaised ?? 0,
     );
-    counterOf(
+    liveCounter(
+      reg,
       "vigil_suspicions_refuted_total",
       "Suspected members seen to refute.",
       () => self.membership?.stats().suspicionsRefuted ?? 0,
@@ -890,7 +891,6 @@ export class VigilNode implements ApiBackend {
 
   private registerDnsMetrics(dns: DnsServer): void {
     const reg = [this.metrics.registry];
-    const counterOf = (name: string, help: string, read: () => number) => liveCounter(reg, name, help, read);
     // The server keeps the counts; a scrape copies them.
     new Counter({
       name: "vigil_dns_responses_total",
@@ -923,17 +923,20 @@ export class VigilNode implements ApiBackend {
         for (const [reason, n] of Object.entries(dns.stats.dropped)) this.labels(reason).inc(n);
       },
     });
-    counterOf(
+    liveCounter(
+      reg,
       "vigil_dns_internal_errors_total",
       "DNS queries answered SERVFAIL because answering them failed (a bug; should stay 0).",
       () => dns.stats.internalErrors,
     );
-    counterOf(
+    liveCounter(
+      reg,
       "vigil_dns_tcp_connections_accepted_total",
       "DNS TCP connections accepted.",
       () => dns.stats.tcp.accepted,
     );
-    counterOf(
+    liveCounter(
+      reg,
       "vigil_dns_tcp_idle_closed_total",
       "DNS TCP connections closed for sitting idle.",
       () => dns.stats.tcp.idleClosed,

@@ -143,16 +143,11 @@ const kindCell = Object.fromEntries(
 const activeCell = agentStatCells - 1;
 
 /**
- * The counters over a Float64Array of agentStatCells cells, which may live in shared memory:
- * the lookup thread (lookup-thread.ts) counts into cells the node's thread reads for /metrics.
- * One writer; a reader may see a count a moment old, never a torn one (aligned 8-byte stores).
+ * The counters of one or more servers, each counting in its own block of agentStatCells cells,
+ * summed. The cells may live in shared memory: lookup threads (lookup-thread.ts) count, the
+ * node's thread reads for /metrics. One writer per block; a reader may see a count a moment
+ * old, never a torn one (aligned 8-byte stores).
  */
-export function agentStatsView(cells: Float64Array): AgentServerStats {
-  assert(cells.length === agentStatCells, `agent stats need ${agentStatCells} cells`);
-  return statsFrom((i) => cells[i]!);
-}
-
-/** The counters of several servers (one block of cells each, as agentStatsView), summed. */
 export function agentStatsSum(blocks: readonly Float64Array[]): AgentServerStats {
   for (const b of blocks) assert(b.length === agentStatCells, `agent stats need ${agentStatCells} cells`);
   return statsFrom((i) => {
@@ -213,7 +208,7 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
   assert(Number.isFinite(idleTimeoutMs) && idleTimeoutMs > 0, "idleTimeoutMs must be positive");
   const cells = opts.statCells ?? new Float64Array(agentStatCells);
   assert(cells.length === agentStatCells, `statCells must have ${agentStatCells} cells`);
-  const stats = agentStatsView(cells);
+  const stats = agentStatsSum([cells]);
   // In accept order, which is deadline order: every connection gets the same bound.
   const open = new ConnList<AgentConn>();
 

@@ -3,8 +3,8 @@
 // their codecs, so its heap stays small and its collections short.
 import { parentPort, workerData } from "node:worker_threads";
 import type { AgentVerdict } from "../core/agent-check/codec.ts";
-import { type AgentServer, agentStatCells, startAgentServer } from "./agent-server.ts";
-import { type DnsServer, type DnsTarget, dnsStatCells, dnsStatsOver, startDnsServer } from "./dns-server.ts";
+import { type AgentServer, startAgentServer } from "./agent-server.ts";
+import { type DnsServer, type DnsTarget, dnsStatsOver, startDnsServer } from "./dns-server.ts";
 import type {
   AgentTableEntry,
   DnsTableEntry,
@@ -60,7 +60,7 @@ try {
       ...(a.maxConnections === undefined ? {} : { maxConnections: a.maxConnections }),
       ...(a.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: a.idleTimeoutMs }),
       ...(a.reusePort === true ? { reusePort: true } : {}),
-      statCells: new Float64Array(init.agentCells, init.slot * agentStatCells * 8, agentStatCells),
+      statCells: init.agentCells,
       lookup: (pool, target) => agentTable.get(pool)?.get(target),
     });
   }
@@ -71,7 +71,7 @@ try {
       port: d.port,
       ...(d.ttlSeconds === undefined ? {} : { ttlSeconds: d.ttlSeconds }),
       ...(d.reusePort === true ? { reusePort: true } : {}),
-      stats: dnsStatsOver(new Float64Array(init.dnsCells, init.slot * dnsStatCells * 8, dnsStatCells)),
+      stats: dnsStatsOver(init.dnsCells),
       lookup: (pool) => dnsTable.get(pool),
       onInternalError: (err) =>
         report({ type: "internal_error", message: err instanceof Error ? err.message : String(err) }),

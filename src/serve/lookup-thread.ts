@@ -59,10 +59,9 @@ export type LookupThreadReport =
 export interface LookupThreadInit {
   agent: AgentListen | undefined;
   dns: DnsListen | undefined;
-  /** Every thread's counters; this thread counts in block `slot`. */
-  agentCells: SharedArrayBuffer;
-  dnsCells: SharedArrayBuffer;
-  slot: number;
+  /** This thread's block of the shared counters (views onto SharedArrayBuffers). */
+  agentCells: Float64Array;
+  dnsCells: Float64Array;
   agentEntries: readonly AgentTableEntry[];
   dnsEntries: readonly DnsTableEntry[];
 }
@@ -107,6 +106,31 @@ function sameTargets(a: readonly DnsTarget[], b: readonly DnsTarget[]): boolean 
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i]!.host !== b[i]!.host || a[i]!.port !== b[i]!.port) return false;
   return true;
+}
+
+/**
+ * Applies `entries` to `table` (an entry whose value is undefined removes its row) and returns
+ * those that changed it: what a thread holding the same table needs to hear.
+ */
+function keepChanged<E, V>(
+  table: Map<string, E>,
+  entries: readonly E[],
+  keyOf: (e: E) => string,
+  answerOf: (e: E) => V | undefined,
+  same: (a: V, b: V) => boolean,
+): E[] {
+  const changed: E[] = [];
+  for (const e of entries) {
+    const key = keyOf(e);
+    const had = table.get(key);
+    const was = had === undefined ? undefined : answerOf(had);
+    const now = answerOf(e);
+    if (now === undefined ? was === undefined : was !== undefined && same(was, now)) continue;
+    if (now === undefined) table.delete(key);
+    else table.set(key, e);
+    changed.push(e);
+  }
+  return changed;
 }
 
 const workerUrl = new URL("./lookup-thread-worker.ts", import.meta.url);
@@ -161,18 +185,28 @@ export async function startLookupThread(opts: LookupThreadOptions): Promise<Look
   if (!Number.isInteger(threads) || threads < 1)
     throw new Error(`threads must be an integer ≥ 1, got ${threads}`);
   const shared = threads > 1;
-  const f64 = Float64Array.BYTES_PER_ELEMENT;
-  const agentCells = new SharedArrayBuffer(threads * agentStatCells * f64);
-  const dnsCells = new SharedArrayBuffer(threads * dnsStatCells * f64);
-  const blocks = (sab: SharedArrayBuffer, n: number): Float64Array[] =>
-    Array.from({ length: threads }, (_, i) => new Float64Array(sab, i * n * f64, n));
-  const agentStats: AgentServerStats = agentStatsSum(blocks(agentCells, agentStatCells));
-  const dnsStats: DnsStats = dnsStatsSum(blocks(dnsCells, dnsStatCells));
+  // A block of shared counters per thread: each counts in its own, /metrics reads the sums.
+  const blocks = (n: number): Float64Array[] =>
+    Array.from(
+      { length: threads },
+      () => new Float64Array(new SharedArrayBuffer(n * Float64Array.BYTES_PER_ELEMENT)),
+    );
+  const agentCells = blocks(agentStatCells);
+  const dnsCells = blocks(dnsStatCells);
+  const agentStats: AgentServerStats = agentStatsSum(agentCells);
+  const dnsStats: DnsStats = dnsStatsSum(dnsCells);
   // The node's copies of the tables: for diffs, and for a thread started again after a crash.
+  const agentKey = (e: AgentTableEntry): string => `${e[0]}/${e[1]}`;
   const agentTable = new Map<string, AgentTableEntry>();
-  for (const e of opts.agentEntries) if (e[2] !== undefined) agentTable.set(`${e[0]}/${e[1]}`, e);
+  keepChanged(agentTable, opts.agentEntries, agentKey, (e) => e[2], sameVerdict);
   const dnsTable = new Map<string, DnsTableEntry>();
-  for (const e of opts.dnsEntries) if (e[1] !== undefined) dnsTable.set(e[0], e);
+  keepChanged(
+    dnsTable,
+    opts.dnsEntries,
+    (e) => e[0],
+    (e) => e[1],
+    sameTargets,
+  );
   const init = (
     slot: number,
     agent: AgentListen | undefined,
@@ -180,9 +214,8 @@ export async function startLookupThread(opts: LookupThreadOptions): Promise<Look
   ): LookupThreadInit => ({
     agent,
     dns,
-    agentCells,
-    dnsCells,
-    slot,
+    agentCells: agentCells[slot]!,
+    dnsCells: dnsCells[slot]!,
     agentEntries: [...agentTable.values()],
     dnsEntries: [...dnsTable.values()],
   });
@@ -271,28 +304,23 @@ export async function startLookupThread(opts: LookupThreadOptions): Promise<Look
       return restarts;
     },
     updateAgent(entries) {
-      const changed: AgentTableEntry[] = [];
-      for (const e of entries) {
-        const key = `${e[0]}/${e[1]}`;
-        const had = agentTable.get(key)?.[2];
-        const now = e[2];
-        if (now === undefined ? had === undefined : had !== undefined && sameVerdict(had, now)) continue;
-        if (now === undefined) agentTable.delete(key);
-        else agentTable.set(key, e);
-        changed.push(e);
-      }
+      const changed = keepChanged(
+        agentTable,
+        entries,
+        (e) => `${e[0]}/${e[1]}`,
+        (e) => e[2],
+        sameVerdict,
+      );
       if (changed.length > 0) sendAll({ type: "agent", entries: changed });
     },
     updateDns(entries) {
-      const changed: DnsTableEntry[] = [];
-      for (const e of entries) {
-        const had = dnsTable.get(e[0])?.[1];
-        const now = e[1];
-        if (now === undefined ? had === undefined : had !== undefined && sameTargets(had, now)) continue;
-        if (now === undefined) dnsTable.delete(e[0]);
-        else dnsTable.set(e[0], e);
-        changed.push(e);
-      }
+      const changed = keepChanged(
+        dnsTable,
+        entries,
+        (e) => e[0],
+        (e) => e[1],
+        sameTargets,
+      );
       if (changed.length > 0) sendAll({ type: "dns", entries: changed });
     },
     close,

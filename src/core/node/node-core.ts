@@ -220,12 +220,9 @@ export class NodeCore {
   /** LWW entries stored since the shell last took them (latest per key); off until watchState. */
   private stateChanges: Map<string, StateEntry> | undefined;
   private onStateChange: (() => void) | undefined;
-  /** Targets whose lookup answer (agent-check reply) may have changed since the shell last
-   * took them; off until watchLookups. */
-  private lookupChanges: Set<string> | undefined;
-  /** Pools whose healthy list (DNS answer) may have changed; with lookupChanges. */
-  private lookupPoolChanges: Set<string> | undefined;
-  private onLookupChange: (() => void) | undefined;
+  /** Targets whose agent-check reply and pools whose healthy list (DNS answer) may have changed
+   * since the shell last took them; off until watchLookups. */
+  private lookupChanges: { targets: Set<string>; pools: Set<string>; onChange: () => void } | undefined;
   /** Counts the entries a restore stores, which are not changes to persist again. */
   private restoring: { stored: number } | undefined;
   readonly stats = {
@@ -376,7 +373,7 @@ export class NodeCore {
       if (existing === undefined) return;
       for (const t of [...existing.targets.values()]) this.dropTarget(existing, t);
       this.pools.delete(name);
-      this.lookupPoolChanged(name);
+      this.lookupChanged(undefined, name);
       this.emit({ type: "pool.deleted", pool: name, node: this.name, cause });
       return;
     }
@@ -395,7 +392,7 @@ export class NodeCore {
     ps.spec = spec;
     ps.doc = doc;
     this.pools.set(name, ps);
-    this.lookupPoolChanged(name); // fail_open, or the pool itself, may be new
+    this.lookupChanged(undefined, name); // fail_open, or the pool itself, may be new
     const keep = new Set(spec.targets.map((a) => a.key));
     for (const t of [...ps.targets.values()]) if (!keep.has(t.addr.key)) this.dropTarget(ps, t);
     for (const addr of spec.targets) {
@@ -590,7 +587,7 @@ export class NodeCore {
       });
     }
     // A down target's reply names this node's latest reason when it votes, flip or not.
-    if (t.verdict === "down") this.lookupChanged(t.id);
+    if (t.verdict === "down") this.lookupChanged(t.id, undefined);
     if (transition !== undefined || t.mustReport) {
       t.mustReport = false;
       const delta = this.observations.localWrite(id, next);
@@ -672,7 +669,7 @@ export class NodeCore {
     );
     // A down target's reply carries the reason its votes give, which moves without a flip.
     if (v !== t.verdict) this.lookupChanged(t.id, t.pool);
-    else if (v === "down") this.lookupChanged(t.id);
+    else if (v === "down") this.lookupChanged(t.id, undefined);
     if (v === t.verdict) return;
     const from = t.verdict;
     t.verdict = v;
@@ -1001,39 +998,27 @@ export class NodeCore {
    * lookup thread's tables (src/serve/lookup-thread.ts).
    */
   watchLookups(onChange: () => void): void {
-    this.lookupChanges ??= new Set();
-    this.lookupPoolChanges ??= new Set();
-    this.onLookupChange = onChange;
+    this.lookupChanges = { targets: new Set(), pools: new Set(), onChange };
   }
 
   /** Target ids (`pool/host:port`) and pool names touched since the last call; some may be gone. */
   takeLookupChanges(): { targets: string[]; pools: string[] } {
-    const t = this.lookupChanges;
-    const p = this.lookupPoolChanges;
-    if (t === undefined || p === undefined) return { targets: [], pools: [] };
-    const out = { targets: [...t], pools: [...p] };
-    t.clear();
-    p.clear();
+    const c = this.lookupChanges;
+    if (c === undefined) return { targets: [], pools: [] };
+    const out = { targets: [...c.targets], pools: [...c.pools] };
+    c.targets.clear();
+    c.pools.clear();
     return out;
   }
 
-  private lookupChanged(id: string, pool?: string): void {
-    const t = this.lookupChanges;
-    const p = this.lookupPoolChanges;
-    if (t === undefined || p === undefined) return;
-    const first = t.size === 0 && p.size === 0;
-    t.add(id);
-    if (pool !== undefined) p.add(pool);
-    if (first) this.onLookupChange?.();
-  }
-
-  private lookupPoolChanged(pool: string): void {
-    const t = this.lookupChanges;
-    const p = this.lookupPoolChanges;
-    if (t === undefined || p === undefined) return;
-    const first = t.size === 0 && p.size === 0;
-    p.add(pool);
-    if (first) this.onLookupChange?.();
+  /** Notes a target's reply (`id`) and/or a pool's healthy list (`pool`) as possibly changed. */
+  private lookupChanged(id: string | undefined, pool: string | undefined): void {
+    const c = this.lookupChanges;
+    if (c === undefined) return;
+    const first = c.targets.size === 0 && c.pools.size === 0;
+    if (id !== undefined) c.targets.add(id);
+    if (pool !== undefined) c.pools.add(pool);
+    if (first) c.onChange();
   }
 
   /** The entries stored since the last call, the latest per key. */
