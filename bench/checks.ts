@@ -11,17 +11,43 @@ import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { createProber } from "../src/checkers/index.ts";
+import { type CheckResult, createProber, type Prober } from "../src/checkers/index.ts";
 import { parseConfigText } from "../src/config/load.ts";
 import { SeededRandom } from "../src/core/random.ts";
 import { systemClock } from "../src/runtime/clock.ts";
 import { silentLogger } from "../src/runtime/log.ts";
 import { VigilNode } from "../src/runtime/node.ts";
-import { arg, argString, percentile, progress, round, writeResults } from "./lib.ts";
+import {
+  arg,
+  argString,
+  percentile,
+  progress,
+  round,
+  threadCpuDiff,
+  threadCpuMs,
+  writeResults,
+} from "./lib.ts";
 
 const ORIGIN_PORTS = 250;
 /** raw (default): a minimal net server; node-http: node:http's server (see origin-server.ts). */
 const ORIGIN_KIND = argString("origin", "raw");
+/**
+ * real (default): HTTP checks over loopback. stub: every check answers "up" on the next
+ * event-loop turn without a socket, so the figures are the node's own cost around a check
+ * (scheduler, core, replication, history, metrics), apart from the checker's.
+ */
+const PROBER = argString("prober", "real");
+
+/** A prober without sockets: ok on the next turn (setImmediate, as an I/O callback would be). */
+function stubProber(): Prober {
+  return {
+    check: () =>
+      new Promise<CheckResult>((resolve) => {
+        setImmediate(resolve, { ok: true, latencyMs: 0.2, reason: "status 200" });
+      }),
+    close: async () => {},
+  };
+}
 
 async function startOrigins(): Promise<{ ports: number[]; stop: () => void }> {
   const child = spawn(
@@ -70,6 +96,8 @@ interface PhaseResult {
   latencyMsP99: number;
   cpuMicrosPerCheck: number;
   cpuSeconds: number;
+  /** µs per check by thread kind: MainThread, V8Worker (GC helpers), WorkerThread (lookup thread)... */
+  cpuMicrosPerCheckByThread: Record<string, number>;
   rssMiB: number;
   heapUsedMiB: number;
   lagP99MsByWindow: number[];
@@ -86,7 +114,7 @@ async function phase(
   const node = new VigilNode(cfg, {
     clock: systemClock,
     random: new SeededRandom(7),
-    prober: createProber(),
+    prober: PROBER === "stub" ? stubProber() : createProber(),
     logger: silentLogger,
   });
   let lags: number[] = [];
@@ -124,11 +152,13 @@ async function phase(
     );
     windowLags = [];
   }, windowMs);
+  const threads0 = threadCpuMs();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   await new Promise((r) => setTimeout(r, seconds * 1000));
   const elapsedS = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
+  const threads = threadCpuDiff(threads0, threadCpuMs());
   clearInterval(ticker);
   const mem = process.memoryUsage();
   const n = checks;
@@ -151,6 +181,9 @@ async function phase(
     latencyMsP99: round(percentile(lats, 99), 3),
     cpuMicrosPerCheck: round((cpuS * 1e6) / Math.max(1, n), 1),
     cpuSeconds: round(cpuS, 2),
+    cpuMicrosPerCheckByThread: Object.fromEntries(
+      Object.entries(threads).map(([name, ms]) => [name, round((ms * 1000) / Math.max(1, n), 1)]),
+    ),
     rssMiB: round(mem.rss / 2 ** 20, 1),
     heapUsedMiB: round(mem.heapUsed / 2 ** 20, 1),
     lagP99MsByWindow: byWindow,
@@ -168,16 +201,17 @@ try {
     3,
   );
   progress(
-    `rate: ${rate.checksPerSecond} checks/s, lag p99 ${rate.lagMsP99}ms, ${rate.cpuMicrosPerCheck}µs CPU/check`,
+    `rate: ${rate.checksPerSecond} checks/s, lag p99 ${rate.lagMsP99}ms, ${rate.cpuMicrosPerCheck}µs CPU/check ${JSON.stringify(rate.cpuMicrosPerCheckByThread)}`,
   );
   const hold = await phase(origins.ports, arg("hold-targets", 20_000), 10_000, arg("hold-seconds", 120), 12);
   progress(
     `hold: ${hold.checksPerSecond} checks/s, lag p99 ${hold.lagMsP99}ms, windows ${hold.lagP99MsByWindow.join(",")}`,
   );
-  const path = writeResults("checks", {
+  const path = writeResults(PROBER === "stub" ? "checks-stub" : "checks", {
     machine: { cores: (await import("node:os")).availableParallelism() },
     notes:
       "HTTP checks, new connection per check (closed with a reset), origins in a separate process on loopback; CPU is the agent process only (user+system). Lag = due to started, including waits for a slot under max_concurrent_checks (512).",
+    prober: PROBER,
     origin: ORIGIN_KIND,
     loadavg: { before: loadBefore, after: loadavg() },
     rate,

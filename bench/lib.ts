@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -42,4 +42,44 @@ export function arg(name: string, dflt: number): number {
 export function argString(name: string, dflt: string): string {
   const flag = process.argv.find((a) => a.startsWith(`--${name}=`));
   return flag?.split("=")[1] ?? process.env[`BENCH_${name.toUpperCase().replace(/-/g, "_")}`] ?? dflt;
+}
+
+/**
+ * CPU milliseconds used so far by each kind of thread of this process (Linux /proc, 10 ms
+ * ticks), keyed by thread name: "MainThread", "V8Worker" (GC and compiler helpers),
+ * "libuv-worker", worker threads ("WorkerThread"). Empty where /proc is missing.
+ */
+export function threadCpuMs(): Record<string, number> {
+  const out: Record<string, number> = {};
+  let tids: string[];
+  try {
+    tids = readdirSync("/proc/self/task");
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const name = readFileSync(`/proc/self/task/${tid}/comm`, "utf8").trim();
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+      // Fields after "(comm) ": state is the first; utime and stime are fields 14 and 15.
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      out[name] = (out[name] ?? 0) + (Number(f[11]) + Number(f[12])) * 10;
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return out;
+}
+
+/** Per-thread-kind CPU ms between two threadCpuMs() readings. */
+export function threadCpuDiff(
+  before: Record<string, number>,
+  after: Record<string, number>,
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, ms] of Object.entries(after)) {
+    const d = ms - (before[name] ?? 0);
+    if (d > 0) out[name] = d;
+  }
+  return out;
 }

@@ -33,6 +33,9 @@ export const httpMaxCachedRequestsPerSpec = 100_000;
 // instead of node's default chunked encoding.
 const bodylessMethods = new Set(["GET", "HEAD", "DELETE", "OPTIONS", "TRACE", "CONNECT"]);
 
+/** Where plain-HTTP checks read (onread): one per process, reads are consumed synchronously. */
+const sharedReadBuffer = Buffer.allocUnsafe(64 * 1024);
+
 /** What a spec needs per check, computed once per spec object. */
 interface Prepared {
   needle: Buffer | undefined;
@@ -443,10 +446,16 @@ class RawHttpAttempt extends Attempt implements ResponseSink {
         rejectUnauthorized: spec.tlsVerify,
       });
     } else {
-      socket = netConnect({ host: target.host, port: target.port });
+      // Plain TCP reads into one buffer shared by every check (read synchronously, copied
+      // where kept): no Buffer and no stream 'data' event per read.
+      socket = netConnect({
+        host: target.host,
+        port: target.port,
+        onread: { buffer: sharedReadBuffer, callback: this.onRead },
+      });
     }
     this.socket = socket;
-    socket.on("data", this.onSocketData);
+    if (spec.type === "https") socket.on("data", this.onSocketData);
     socket.on("end", this.onSocketEnd);
     socket.on("error", this.onSocketError);
     socket.write(request);
@@ -456,6 +465,13 @@ class RawHttpAttempt extends Attempt implements ResponseSink {
     if (this.settled) return;
     const err = this.parser.feed(chunk, this);
     if (err !== undefined) this.finish(false, err);
+  };
+
+  private readonly onRead = (n: number, buf: Uint8Array): boolean => {
+    if (this.settled) return false;
+    const err = this.parser.feed((buf as Buffer).subarray(0, n), this);
+    if (err !== undefined) this.finish(false, err);
+    return !this.settled;
   };
 
   private readonly onSocketEnd = (): void => {
@@ -490,7 +506,8 @@ class RawHttpAttempt extends Attempt implements ResponseSink {
     const part = bytes.length > room ? bytes.subarray(0, room) : bytes;
     this.bodyBytes += part.length;
     this.scanner?.push(part);
-    this.chunks?.push(part);
+    // The bytes may sit in the shared read buffer, which the next read overwrites.
+    this.chunks?.push(Buffer.from(part));
     if (this.bodyBytes >= max) {
       this.judge(true);
       return false;

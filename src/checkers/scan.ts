@@ -25,7 +25,8 @@ export class NeedleScanner {
     if (!this.found && chunk.indexOf(this.needle) !== -1) this.found = true;
     if (this.found) return true;
     if (chunk.length >= keep) {
-      this.tail = chunk.subarray(chunk.length - keep);
+      // A copy: the chunk may sit in a read buffer that the next read overwrites.
+      this.tail = Buffer.from(chunk.subarray(chunk.length - keep));
     } else {
       const joined = Buffer.concat([this.tail, chunk]);
       this.tail = joined.subarray(Math.max(0, joined.length - keep));

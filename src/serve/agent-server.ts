@@ -264,13 +264,24 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
     // Created only when the line does not arrive whole in the first chunk; HAProxy's does.
     let decoder: AgentRequestDecoder | undefined;
 
+    // The reply is the connection's last word: once the kernel holds it, close at once (the FIN
+    // follows the line). Ending gracefully instead costs a shutdown, another wake-up for the
+    // peer's close, and — HAProxy closes with a reset — an error object per connection. The
+    // request was read whole, so nothing unread turns the close into a reset. A reply the kernel
+    // did not take at once (never seen: a fresh connection's first few bytes) ends gracefully.
+    const reply = (line: string): void => {
+      socket.write(line);
+      if (socket.writableLength === 0) socket.destroy();
+      else socket.end();
+    };
+
     const answer = (step: AgentDecodeStep): void => {
       if (step.type !== "done" || conn.outcome !== undefined) return;
       const { result } = step;
       if (!result.ok) {
         settle(conn, "bad_request");
         cells[kindCell[result.error.kind]]!++;
-        socket.end(noChangeReply);
+        reply(noChangeReply);
         return;
       }
       let verdict: AgentVerdict | undefined;
@@ -279,12 +290,12 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
       } catch {
         // A node that is stopping or a broken lookup must not take HAProxy's servers down.
         settle(conn, "error");
-        socket.end(noChangeReply);
+        reply(noChangeReply);
         return;
       }
       if (verdict === undefined) settle(conn, "unknown_target");
       else settle(conn, verdictStates.has(verdict.state) ? verdict.state : "unknown");
-      socket.end(formatAgentReply(verdict));
+      reply(formatAgentReply(verdict));
     };
 
     socket.on("data", (chunk: Buffer) => {

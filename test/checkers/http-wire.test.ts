@@ -125,6 +125,27 @@ describe("http checker on its own connection (raw client)", () => {
     assert.deepEqual([missing.ok, missing.reason], [false, 'body does not contain "NEEDLE"']);
   });
 
+  it("keeps the bytes it needs when checks read in turns (plain HTTP reads share one buffer)", async () => {
+    // Each origin writes its pieces a turn apart, so the reads of these checks interleave;
+    // a head, a needle's tail or a regex's chunks kept as views of the shared read buffer
+    // would be overwritten by the next check's read.
+    const rounds = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => {
+        switch (i % 4) {
+          case 0:
+            return check({ path: "/chunked-straddle", expect: { status, bodyRegex: "^hello NEEDLE$" } });
+          case 1:
+            return check({ path: "/chunked-straddle", expect: { status, bodyContains: "NEEDLE" } });
+          case 2:
+            return check({ path: "/http10", expect: { status, bodyRegex: "^served the old way$" } });
+          default:
+            return check({ path: "/head-bytewise", expect: { status, bodyContains: "healthy" } });
+        }
+      }),
+    );
+    for (const r of rounds) assert.deepEqual([r.ok, r.reason], [true, "status 200"]);
+  });
+
   it("reads a head that arrives a byte at a time", async () => {
     const r = await check({ path: "/head-bytewise", expect: { status, bodyContains: "healthy" } });
     assert.deepEqual([r.ok, r.reason], [true, "status 200"]);

@@ -52,9 +52,14 @@ function parse(
   const sink = new Recorder();
   let error: string | undefined;
   let at = 0;
+  // Every read lands in one reused buffer, as the checker's do (onread): the parser must copy
+  // what it keeps of a read (a head that spans reads) before the next read overwrites it.
+  const reused = Buffer.alloc(bytes.length + 1);
   for (const cut of [...cuts.filter((c) => c > 0 && c < bytes.length).sort((a, b) => a - b), bytes.length]) {
     if (error !== undefined) break;
-    error = p.feed(bytes.subarray(at, cut), sink);
+    reused.fill(0x3f);
+    bytes.copy(reused, 0, at, cut);
+    error = p.feed(reused.subarray(0, cut - at), sink);
     at = cut;
   }
   if (error === undefined && opts.close) error = p.close(sink);
