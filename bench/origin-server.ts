@@ -3,6 +3,9 @@
 //
 //   origin-server.ts COUNT [raw|node-http]
 //
+// A line on stdin asks for the number of requests answered so far, printed as one JSON line
+// ({"requests":N}): a benchmark counts another checker's checks this way (HAProxy's).
+//
 // raw (the default): a minimal HTTP/1.1 server on node:net — reads the request head, answers
 // `200 ok` and honours `Connection: close`. At 5,000 new connections a second a node:http
 // server costs most of a core by itself, and on a 2-core machine that shared core is then what
@@ -27,6 +30,8 @@ const RESPONSE_CLOSE = Buffer.from(
 const HEAD_END = Buffer.from("\r\n\r\n", "latin1");
 const CLOSE_HEADER = /\r\nconnection:\s*close/i;
 
+let requests = 0;
+
 /** Answers each request head on a connection; requests carry no body in the benchmarks. */
 function serveRaw(s: Socket): void {
   s.setNoDelay(true);
@@ -37,6 +42,7 @@ function serveRaw(s: Socket): void {
     for (let end = buf.indexOf(HEAD_END); end >= 0; end = buf.indexOf(HEAD_END)) {
       const head = buf.toString("latin1", 0, end);
       buf = buf.subarray(end + HEAD_END.length);
+      requests++;
       if (CLOSE_HEADER.test(head)) {
         s.end(RESPONSE_CLOSE);
         return;
@@ -56,6 +62,7 @@ for (let i = 0; i < count; i++) {
   } else {
     const h = createHttpServer((req, res) => {
       req.resume();
+      requests++;
       res.writeHead(200, { "content-type": "text/plain", "content-length": "3" });
       res.end("ok\n");
     });
@@ -66,3 +73,5 @@ for (let i = 0; i < count; i++) {
   ports.push((s.address() as AddressInfo).port);
 }
 process.stdout.write(`${JSON.stringify({ ports, kind })}\n`);
+process.stdin.on("data", () => process.stdout.write(`${JSON.stringify({ requests })}\n`));
+process.stdin.on("end", () => {}); // the parent closing stdin is not a reason to stop serving

@@ -179,3 +179,30 @@ describe("NodeCore: pool entries that only move the stamp", () => {
     assert.equal(c.poolSpec("web")!.spec.intervalMs, 3_600_000);
   });
 });
+
+describe("NodeCore: recent results", () => {
+  it("keeps the newest ten check results of a target, oldest first", () => {
+    const c = core("n0");
+    c.putPool("web", poolDoc(1, "1s"), 0, T0);
+    const t = c.targetsOf("web")![0]!;
+    const spec = c.poolSpec("web")!.spec;
+    let now = 0;
+    for (let i = 1; i <= 13; i++) {
+      // Run the clock until the target's check starts, then report result i.
+      for (let step = 0; step < 100; step++) {
+        now += 100;
+        c.tick(now, T0 + now);
+        if (c.drain().some((o) => o.kind === "check" && o.id === t.id)) break;
+      }
+      c.checkDone(t.id, spec, { ok: i % 2 === 0, latencyMs: i, reason: `result ${i}` }, now, T0 + now);
+      assert.deepEqual(
+        t.recent.map((r) => r.reason),
+        Array.from({ length: Math.min(i, 10) }, (_, k) => `result ${Math.max(1, i - 9) + k}`),
+      );
+    }
+    assert.deepEqual(
+      t.recent.map((r) => [r.ok, r.latencyMs]),
+      [4, 5, 6, 7, 8, 9, 10, 11, 12, 13].map((i) => [i % 2 === 0, i]),
+    );
+  });
+});

@@ -570,8 +570,16 @@ export class NodeCore {
       this.scheduler.complete(id, nowMs);
       return;
     }
-    t.recent.push({ ts: wallMs, ok: r.ok, latencyMs: r.latencyMs, reason: r.reason });
-    if (t.recent.length > RECENT_RESULTS) t.recent.shift();
+    // The newest RECENT_RESULTS, oldest first; dropping the oldest copies nine references
+    // instead of shift()'s re-layout of the array.
+    const recent = t.recent;
+    if (recent.length >= RECENT_RESULTS) recent.copyWithin(0, 1);
+    recent[Math.min(recent.length, RECENT_RESULTS - 1)] = {
+      ts: wallMs,
+      ok: r.ok,
+      latencyMs: r.latencyMs,
+      reason: r.reason,
+    };
     const { next, transition } = applyResult(t.own, r, spec, wallMs);
     t.own = next;
     this.scheduler.complete(id, nowMs, checkMode(next));
