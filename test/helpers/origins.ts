@@ -49,7 +49,8 @@ export async function startTestOrigin(status = 200, body = "ok"): Promise<TestOr
 /** Polls `cond` on the real event loop until it holds, failing after `timeoutMs`. */
 export async function eventually<T>(
   cond: () => Promise<T | undefined | false> | T | undefined | false,
-  what: string,
+  /** What is awaited; a function is asked at the timeout, so it can say what was last seen. */
+  what: string | (() => string),
   timeoutMs = 10_000,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -62,7 +63,8 @@ export async function eventually<T>(
       last = e;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+      const said = typeof what === "function" ? what() : what;
+      throw new Error(`timed out after ${timeoutMs}ms waiting for ${said}${last ? `: ${String(last)}` : ""}`);
     }
     await new Promise((r) => setTimeout(r, 25));
   }
