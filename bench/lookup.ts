@@ -17,7 +17,9 @@
 //   on the machine used meanwhile (from /proc/stat), since this machine is shared.
 // Then closed loop at fixed concurrency, and the same closed loop against a bare node:net server
 // that answers a fixed reply ("floor"): what one Node process can do on this machine with these
-// generators, whatever the node does. Writes bench/results/lookup.json.
+// generators, whatever the node does; for agent-check also a minimal C server
+// (bench/agent-floor.c, "floor-agent-c"): what the machine allows a connection per lookup at
+// all. Writes bench/results/lookup.json.
 //
 //   npx node bench/lookup.ts [--rates=1000,5000,10000,20000 --seconds=5 --max-seconds=5]
 //                            [--generators=0 (by rate) --http-conns=64 --modes=agent,http[,dns] --floor=1]
@@ -641,7 +643,7 @@ function machineCpu(): { tasksMicros: number; stealMicros: number; totalMicros: 
 }
 
 interface StepResult {
-  mode: Mode | "floor-agent" | "floor-http";
+  mode: Mode | "floor-agent" | "floor-http" | "floor-agent-c";
   /** 0: closed loop. */
   offeredPerSecond: number;
   concurrency?: number;
@@ -672,6 +674,27 @@ interface StepResult {
   /** Answered ≥ 98% of the offered rate, no errors or wrong answers, p99 under 10 ms and the
    * generators on schedule (send lag p99 under 10 ms). */
   sustained: boolean;
+}
+
+/**
+ * The C agent server (bench/agent-floor.c): what this machine allows a connection-per-lookup
+ * server at all, apart from Node. Undefined without a C compiler.
+ */
+async function startNativeAgentFloor(): Promise<{ port: number; stop: () => void } | undefined> {
+  const out = join(mkdtempSync(join(tmpdir(), "vigil-agent-floor-")), "agent-floor");
+  try {
+    execFileSync("cc", ["-O2", "-o", out, fileURLToPath(new URL("./agent-floor.c", import.meta.url))], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+  } catch (e) {
+    progress(`cannot build bench/agent-floor.c (${(e as Error).message.split("\n")[0]}): no C floor`);
+    return undefined;
+  }
+  const child = spawn(out, [], { stdio: ["ignore", "pipe", "inherit"] });
+  const line = await new Promise<string>((resolve) =>
+    createInterface({ input: child.stdout! }).once("line", resolve),
+  );
+  return { port: Number(line), stop: () => child.kill("SIGKILL") };
 }
 
 /** The C agent generator (bench/agent-load.c), built at start with the machine's C compiler;
@@ -1020,6 +1043,36 @@ async function main(): Promise<void> {
       floors.push(open, closed);
       await new Promise((r) => server.close(() => r(undefined)));
     }
+    if (modes.includes("agent")) {
+      const c = await startNativeAgentFloor();
+      if (c !== undefined) {
+        try {
+          const open = await quietStep(
+            () =>
+              step(
+                "agent",
+                c.port,
+                5_000,
+                plan.seconds,
+                plan.conns,
+                generatorsFor("agent", 5_000, plan),
+                "floor-agent-c",
+              ),
+            plan,
+          );
+          progress(show(open));
+          const closed = await quietStep(
+            () =>
+              step("agent", c.port, 0, plan.maxSeconds, 64, generatorsFor("agent", 0, plan), "floor-agent-c"),
+            plan,
+          );
+          progress(show(closed));
+          floors.push(open, closed);
+        } finally {
+          c.stop();
+        }
+      }
+    }
   }
   const summary: Record<string, unknown> = {};
   for (const mode of modes) {
@@ -1083,7 +1136,8 @@ async function main(): Promise<void> {
       `generator, where its own send lag p99 passed ${plan.lagMaxMs} ms: the machine stalled it) was run again (up to ` +
       `${plan.retries} times), the quietest attempt kept. floor-*: 5,000/s and closed loop against a bare ` +
       "node:net server answering a fixed reply: what these generators and one Node process get on this " +
-      "machine, whatever the server does.",
+      "machine, whatever the server does; floor-agent-c: the same against a minimal C agent server " +
+      "(bench/agent-floor.c), what the machine allows a connection per lookup apart from Node.",
     summary,
     inProcess: cost,
     /** Event-loop delay while the history wrote the first minute's rollups (10,000 rows), before
