@@ -72,8 +72,10 @@ function liveCounter(registers: Registry[], name: string, help: string, read: ()
 /** Stream frames are multiplexed by their first byte. */
 const CHANNEL_MEMBERSHIP = 0x4d; // "M"
 const CHANNEL_REPLICATION = 0x52; // "R"
-/** How long a graceful leave may take to gossip before the node stops anyway. */
-const LEAVE_WAIT_MS = 2_000;
+/** Past the membership's own leave bound (leaveTimeoutMs: the announcement gossiped, or that
+ * long), how long stop() waits for it anyway: the core's timer runs on this loop, so a starved
+ * machine may fire it late. */
+const LEAVE_BACKSTOP_MS = 1_000;
 /** Replication sync streams time out after this. */
 const SYNC_TIMEOUT_MS = 10_000;
 
@@ -381,7 +383,11 @@ export class VigilNode implements ApiBackend {
       });
       this.membership.leave(this.now());
       this.pump();
-      await Promise.race([left, new Promise((r) => setTimeout(r, LEAVE_WAIT_MS).unref())]);
+      // The membership says when its leave has been gossiped enough (or its profile's
+      // leaveTimeoutMs passed: 2 s local, 5 s lan, 15 s wan); cutting it shorter could stop
+      // before the others heard, and they would then take the node for failed, not left.
+      const bound = this.membership.config.leaveTimeoutMs + LEAVE_BACKSTOP_MS;
+      await Promise.race([left, new Promise((r) => setTimeout(r, bound).unref())]);
     }
     this.stopping = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
