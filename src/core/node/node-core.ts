@@ -619,12 +619,24 @@ export class NodeCore {
    * a target without votes. Dead, left and reaped observers never vote.
    */
   private voters(t: TargetRt): Register<Observation>[] {
-    const owners = this.placement.owners(t.id);
-    const regs = this.observations.observationsOf(t.id);
+    return this.votersOf(this.placement.owners(t.id), this.observations.observationsOf(t.id));
+  }
+
+  /** voters() over a target's owners and registers already in hand (view() needs both too). */
+  private votersOf(
+    owners: readonly string[],
+    regs: readonly Register<Observation>[],
+  ): Register<Observation>[] {
     const out: Register<Observation>[] = [];
     let missing = 0;
     for (const o of owners) {
-      const r = regs.find((x) => x.observer === o);
+      let r: Register<Observation> | undefined;
+      for (const x of regs) {
+        if (x.observer === o) {
+          r = x;
+          break;
+        }
+      }
       if (r !== undefined) out.push(r);
       else missing++;
     }
@@ -1118,9 +1130,15 @@ export class NodeCore {
 
   view(t: TargetRt): TargetView {
     const admin = this.admin(t.id);
-    const owners = [...this.placement.owners(t.id)];
-    const voting = new Set(this.voters(t).map((r) => r.observer));
-    const observers: ObserverView[] = this.observations.observationsOf(t.id).map((r) => ({
+    // Both are fresh arrays, read once: this runs for every HTTP lookup of a target.
+    const owners = this.placement.owners(t.id);
+    const regs = this.observations.observationsOf(t.id);
+    const voters = this.votersOf(owners, regs);
+    const votes = (name: string): boolean => {
+      for (const r of voters) if (r.observer === name) return true;
+      return false;
+    };
+    const observers: ObserverView[] = regs.map((r) => ({
       node: r.observer,
       state: r.value.state,
       since: r.value.sinceWallMs,
@@ -1128,7 +1146,7 @@ export class NodeCore {
       latencyMs: r.value.lastLatencyMs,
       checkedAt: r.value.lastCheckedWallMs,
       owner: owners.includes(r.observer),
-      voting: voting.has(r.observer),
+      voting: votes(r.observer),
     }));
     // This node's running observation is fresher than its last written register.
     if (t.own !== undefined) {
@@ -1141,7 +1159,7 @@ export class NodeCore {
         latencyMs: t.own.lastLatencyMs,
         checkedAt: t.own.lastCheckedWallMs,
         owner: true,
-        voting: voting.has(this.name),
+        voting: votes(this.name),
       };
       if (mine === undefined) observers.push(o);
       else Object.assign(mine, o);

@@ -208,8 +208,9 @@ export class Placement {
     }));
   }
 
-  /** The owners of a target, best first; empty for an unknown target. */
-  owners(targetId: string): readonly string[] {
+  /** The owners of a target, best first; empty for an unknown target. A fresh array each call:
+   * the caller may keep it. */
+  owners(targetId: string): string[] {
     const t = this.targetSlot.get(targetId);
     return t === undefined ? [] : this.ownerNames(t);
   }
