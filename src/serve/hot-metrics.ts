@@ -17,6 +17,13 @@ export interface ScrapedMetric {
   values: { labels: Record<string, string | number>; value: number; metricName?: string }[];
 }
 
+function scraped(
+  m: { name: string; help: string; type: ScrapedMetric["type"] },
+  values: ScrapedMetric["values"],
+): Promise<ScrapedMetric> {
+  return Promise.resolve({ name: m.name, help: m.help, type: m.type, values, aggregator: "sum" });
+}
+
 interface HotOptions<L extends string> {
   name: string;
   help: string;
@@ -91,13 +98,7 @@ export class HotCounter<L extends string = string> {
   get(): Promise<ScrapedMetric> {
     const values: ScrapedMetric["values"] = [];
     for (const c of this.children.values()) values.push({ labels: c.labels, value: c.value });
-    return Promise.resolve({
-      name: this.name,
-      help: this.help,
-      type: this.type,
-      values,
-      aggregator: this.aggregator,
-    });
+    return scraped(this, values);
   }
 
   reset(): void {
@@ -184,13 +185,7 @@ export class HotHistogram<L extends string = string> {
       values.push({ labels: c.labels, value: c.sum, metricName: `${this.name}_sum` });
       values.push({ labels: c.labels, value: c.count, metricName: `${this.name}_count` });
     }
-    return Promise.resolve({
-      name: this.name,
-      help: this.help,
-      type: this.type,
-      values,
-      aggregator: this.aggregator,
-    });
+    return scraped(this, values);
   }
 
   reset(): void {
