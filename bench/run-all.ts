@@ -12,6 +12,7 @@ const all = [
   "checks",
   "http-checker",
   "lookup",
+  "agent-isolation",
   "store",
   "history",
   "dashboard",
