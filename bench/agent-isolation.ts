@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { isMainThread, parentPort, Worker } from "node:worker_threads";
-import { arg, argString, progress, round, writeResults } from "./lib.ts";
+import { arg, argString, LatencyHistogram, progress, writeResults } from "./lib.ts";
 
 const self = fileURLToPath(import.meta.url);
 const serve = argString("serve", "");
@@ -48,21 +48,6 @@ function build(name: string, extra: string[] = []): string {
     stdio: ["ignore", "ignore", "inherit"],
   });
   return out;
-}
-
-/** Lower bound in µs of histogram bucket i (bench/agent-load.c: 1 µs linear, then 64 per doubling). */
-function bucketMicros(i: number): number {
-  return i < 1024 ? i : 1024 * 2 ** ((i - 1024) / 64);
-}
-
-function quantile(h: [number, number][], q: number): number {
-  const total = h.reduce((a, [, c]) => a + c, 0);
-  let acc = 0;
-  for (const [b, c] of h) {
-    acc += c;
-    if (acc >= q * total) return bucketMicros(b);
-  }
-  return Number.NaN;
 }
 
 interface Run {
@@ -98,13 +83,17 @@ function generate(gen: string, port: number, rate: number, seconds: number): Pro
           latency: [number, number][];
           lag: [number, number][];
         };
+        const latency = new LatencyHistogram();
+        latency.merge(r.latency);
+        const lag = new LatencyHistogram();
+        lag.merge(r.lag);
         resolve({
           answered: r.answered,
           errors: r.errors,
-          p50Ms: round(quantile(r.latency, 0.5) / 1000, 3),
-          p99Ms: round(quantile(r.latency, 0.99) / 1000, 3),
-          maxMs: round(bucketMicros(r.latency.at(-1)?.[0] ?? 0) / 1000, 3),
-          sendLagP99Ms: round(quantile(r.lag, 0.99) / 1000, 3),
+          p50Ms: latency.percentile(50),
+          p99Ms: latency.percentile(99),
+          maxMs: latency.percentile(100),
+          sendLagP99Ms: lag.percentile(99),
         });
       } catch (e) {
         reject(new Error(`generator report unreadable: ${(e as Error).message}`));

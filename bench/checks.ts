@@ -15,7 +15,7 @@
 //                            [--prober=real|stub]
 import { spawn, spawnSync } from "node:child_process";
 import { subscribe, unsubscribe } from "node:diagnostics_channel";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -30,6 +30,7 @@ import {
   arg,
   argString,
   percentile,
+  procCpuMs,
   progress,
   round,
   threadCpuDiff,
@@ -87,13 +88,6 @@ async function startOrigins(): Promise<Origins> {
     },
     stop: () => child.kill("SIGKILL"),
   };
-}
-
-/** User and system CPU seconds a process has used so far, from /proc (10 ms ticks). */
-function processCpu(pid: number): { user: number; sys: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return { user: Number(f[11]) / 100, sys: Number(f[12]) / 100 };
 }
 
 interface ReferenceResult {
@@ -155,14 +149,14 @@ async function haproxyReference(
     if (hap.exitCode !== null) throw new Error(`haproxy exited: ${stderr.trim()}`);
     const pid = hap.pid!;
     const req0 = await origins.requests();
-    const cpu0 = processCpu(pid);
+    const cpu0 = procCpuMs(`/proc/${pid}/stat`);
     const t0 = performance.now();
     await new Promise((r) => setTimeout(r, seconds * 1000));
-    const cpu1 = processCpu(pid);
+    const cpu1 = procCpuMs(`/proc/${pid}/stat`);
     const elapsedS = (performance.now() - t0) / 1000;
     const checks = (await origins.requests()) - req0;
-    const user = cpu1.user - cpu0.user;
-    const sys = cpu1.sys - cpu0.sys;
+    const user = (cpu1.userMs - cpu0.userMs) / 1000;
+    const sys = (cpu1.systemMs - cpu0.systemMs) / 1000;
     const cpu = user + sys;
     return {
       checker: "haproxy",
@@ -307,11 +301,6 @@ async function phase(
   };
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor((s.length - 1) / 2)]!;
-}
-
 const loadBefore = loadavg();
 const origins = await startOrigins();
 try {
@@ -336,7 +325,11 @@ try {
     rounds.push({ vigil, haproxy });
   }
   // The round with the median CPU per check stands for the rate phase; all rounds are kept.
-  const medianCpu = median(rounds.map((x) => x.vigil.cpuMicrosPerCheck));
+  // percentile() takes the lower middle of an even count: always one of the rounds.
+  const medianCpu = percentile(
+    rounds.map((x) => x.vigil.cpuMicrosPerCheck),
+    50,
+  );
   const rate = rounds.find((x) => x.vigil.cpuMicrosPerCheck === medianCpu)!.vigil;
   const refs = rounds.flatMap((x) => (x.haproxy === undefined ? [] : [x.haproxy]));
   const ratios = rounds.flatMap((x) =>
@@ -351,7 +344,7 @@ try {
     cpuMicrosPerCheckMedian: medianCpu,
     haproxyCpuMicrosPerCheckByRound: refs.map((x) => x.cpuMicrosPerCheck),
     vigilOverHaproxyByRound: ratios,
-    vigilOverHaproxyMedian: ratios.length === 0 ? null : median(ratios),
+    vigilOverHaproxyMedian: ratios.length === 0 ? null : percentile([...ratios], 50),
   };
   progress(`summary: ${JSON.stringify(summary)}`);
   const path = writeResults(PROBER === "stub" ? "checks-stub" : "checks", {

@@ -44,6 +44,14 @@ export function argString(name: string, dflt: string): string {
   return flag?.split("=")[1] ?? process.env[`BENCH_${name.toUpperCase().replace(/-/g, "_")}`] ?? dflt;
 }
 
+/** User and system CPU ms a process or thread has used so far, from its /proc …/stat (10 ms ticks). */
+export function procCpuMs(statPath: string): { userMs: number; systemMs: number } {
+  const stat = readFileSync(statPath, "utf8");
+  // Fields after "(comm) ": state is the first; utime and stime are fields 14 and 15.
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return { userMs: Number(f[11]) * 10, systemMs: Number(f[12]) * 10 };
+}
+
 /**
  * CPU milliseconds used so far by each kind of thread of this process (Linux /proc, 10 ms
  * ticks), keyed by thread name: "MainThread", "V8Worker" (GC and compiler helpers),
@@ -60,10 +68,8 @@ export function threadCpuMs(): Record<string, number> {
   for (const tid of tids) {
     try {
       const name = readFileSync(`/proc/self/task/${tid}/comm`, "utf8").trim();
-      const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
-      // Fields after "(comm) ": state is the first; utime and stime are fields 14 and 15.
-      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      out[name] = (out[name] ?? 0) + (Number(f[11]) + Number(f[12])) * 10;
+      const { userMs, systemMs } = procCpuMs(`/proc/self/task/${tid}/stat`);
+      out[name] = (out[name] ?? 0) + userMs + systemMs;
     } catch {
       // The thread ended between the listing and the read.
     }
@@ -82,4 +88,64 @@ export function threadCpuDiff(
     if (d > 0) out[name] = d;
   }
   return out;
+}
+
+const LINEAR_US = 1024;
+const SUB = 64;
+const DOUBLINGS = 20;
+
+/**
+ * Latency histogram shared with the C generator (bench/agent-load.c writes the same buckets as
+ * sparse [bucket, count] pairs): 1 µs buckets below 1,024 µs, then 64 per doubling (within
+ * 1.6%), up to ~9 minutes.
+ */
+export class LatencyHistogram {
+  readonly counts = new Float64Array(LINEAR_US + SUB * DOUBLINGS);
+  n = 0;
+
+  record(ms: number): void {
+    const us = ms < 0 ? 0 : ms * 1000;
+    let i: number;
+    if (us < LINEAR_US) i = Math.floor(us);
+    else {
+      const e = Math.min(Math.floor(Math.log2(us)), 10 + DOUBLINGS - 1);
+      const sub = Math.min(SUB - 1, Math.floor((us / 2 ** e - 1) * SUB));
+      i = LINEAR_US + (e - 10) * SUB + sub;
+    }
+    this.counts[i]!++;
+    this.n++;
+  }
+
+  /** The upper edge of bucket i, in ms: percentiles err on the slow side. */
+  static upperMs(i: number): number {
+    if (i < LINEAR_US) return (i + 1) / 1000;
+    const e = 10 + Math.floor((i - LINEAR_US) / SUB);
+    const sub = (i - LINEAR_US) % SUB;
+    return (2 ** e * (1 + (sub + 1) / SUB)) / 1000;
+  }
+
+  /** Nearest-rank percentile; NaN when empty. */
+  percentile(p: number): number {
+    if (this.n === 0) return Number.NaN;
+    const rank = Math.max(1, Math.ceil((p / 100) * this.n));
+    let seen = 0;
+    for (let i = 0; i < this.counts.length; i++) {
+      seen += this.counts[i]!;
+      if (seen >= rank) return round(LatencyHistogram.upperMs(i), 3);
+    }
+    return Number.NaN;
+  }
+
+  toJSON(): [number, number][] {
+    const out: [number, number][] = [];
+    for (let i = 0; i < this.counts.length; i++) if (this.counts[i]! > 0) out.push([i, this.counts[i]!]);
+    return out;
+  }
+
+  merge(sparse: [number, number][]): void {
+    for (const [i, c] of sparse) {
+      this.counts[i]! += c;
+      this.n += c;
+    }
+  }
 }

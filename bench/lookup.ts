@@ -44,7 +44,7 @@ import { fileURLToPath } from "node:url";
 import { encode as dnsEncode } from "dns-packet";
 import type { CheckResult, Prober } from "../src/checkers/types.ts";
 import type { VigilNode } from "../src/runtime/node.ts";
-import { arg, progress, round, writeResults } from "./lib.ts";
+import { arg, LatencyHistogram, progress, round, writeResults } from "./lib.ts";
 
 const POOLS = 10;
 /** The targets' check interval while lookups are measured: 1 h barely checks (lookups alone);
@@ -75,62 +75,6 @@ function dnsTargetKey(p: number, i: number): string {
 
 // ── latency histogram: exact merging across generator processes ─────────────
 
-/** 1 µs buckets below 1,024 µs, then 64 per doubling (within 1.6%), up to ~9 minutes. */
-const LINEAR_US = 1024;
-const SUB = 64;
-const DOUBLINGS = 20;
-
-class Histogram {
-  readonly counts = new Float64Array(LINEAR_US + SUB * DOUBLINGS);
-  n = 0;
-
-  record(ms: number): void {
-    const us = ms < 0 ? 0 : ms * 1000;
-    let i: number;
-    if (us < LINEAR_US) i = Math.floor(us);
-    else {
-      const e = Math.min(Math.floor(Math.log2(us)), 10 + DOUBLINGS - 1);
-      const sub = Math.min(SUB - 1, Math.floor((us / 2 ** e - 1) * SUB));
-      i = LINEAR_US + (e - 10) * SUB + sub;
-    }
-    this.counts[i]!++;
-    this.n++;
-  }
-
-  /** The upper edge of bucket i, in ms: percentiles err on the slow side. */
-  private static upperMs(i: number): number {
-    if (i < LINEAR_US) return (i + 1) / 1000;
-    const e = 10 + Math.floor((i - LINEAR_US) / SUB);
-    const sub = (i - LINEAR_US) % SUB;
-    return (2 ** e * (1 + (sub + 1) / SUB)) / 1000;
-  }
-
-  /** Nearest-rank percentile; NaN when empty. */
-  percentile(p: number): number {
-    if (this.n === 0) return Number.NaN;
-    const rank = Math.max(1, Math.ceil((p / 100) * this.n));
-    let seen = 0;
-    for (let i = 0; i < this.counts.length; i++) {
-      seen += this.counts[i]!;
-      if (seen >= rank) return round(Histogram.upperMs(i), 3);
-    }
-    return Number.NaN;
-  }
-
-  toJSON(): [number, number][] {
-    const out: [number, number][] = [];
-    for (let i = 0; i < this.counts.length; i++) if (this.counts[i]! > 0) out.push([i, this.counts[i]!]);
-    return out;
-  }
-
-  merge(sparse: [number, number][]): void {
-    for (const [i, c] of sparse) {
-      this.counts[i]! += c;
-      this.n += c;
-    }
-  }
-}
-
 /** What one generator process reports. */
 interface GenReport {
   sent: number;
@@ -157,9 +101,9 @@ const LF = 0x0a;
 class Generator {
   readonly mode: Mode;
   readonly port: number;
-  readonly latency = new Histogram();
-  readonly lag = new Histogram();
-  readonly fromSchedule = new Histogram();
+  readonly latency = new LatencyHistogram();
+  readonly lag = new LatencyHistogram();
+  readonly fromSchedule = new LatencyHistogram();
   sent = 0;
   answered = 0;
   errors = 0;
@@ -760,9 +704,9 @@ async function step(
   const machine1 = machineCpu();
   delay.disable();
   const sum = (f: (r: GenReport) => number) => reports.reduce((a, r) => a + f(r), 0);
-  const latency = new Histogram();
-  const lag = new Histogram();
-  const fromSchedule = new Histogram();
+  const latency = new LatencyHistogram();
+  const lag = new LatencyHistogram();
+  const fromSchedule = new LatencyHistogram();
   for (const r of reports) {
     latency.merge(r.latency);
     lag.merge(r.lag);

@@ -16,12 +16,7 @@ import type { MembershipEvent, MemberView } from "../core/membership/types.ts";
 import { type CoreOutput, NodeCore } from "../core/node/node-core.ts";
 import type { Random } from "../core/random.ts";
 import type { AdminState, Effective, Health } from "../core/verdict/verdict.ts";
-import {
-  type AgentServer,
-  type AgentServerStats,
-  agentRequestOutcomes,
-  startAgentServer,
-} from "../serve/agent-server.ts";
+import { type AgentServer, type AgentServerStats, startAgentServer } from "../serve/agent-server.ts";
 import { nodeRouteContext, serveHistoryRoute } from "../serve/api/history-routes.ts";
 import { type ApiBackend, type ApiServer, startApiServer } from "../serve/api/server.ts";
 import { targetsRoute } from "../serve/api/targets-route.ts";
@@ -65,6 +60,26 @@ function liveCounter(registers: Registry[], name: string, help: string, read: ()
     collect() {
       this.reset();
       this.inc(read());
+    },
+  });
+}
+
+/** liveCounter for counts kept by one label's value: a series per key of what `read` gives. */
+function liveCounterBy(
+  registers: Registry[],
+  name: string,
+  help: string,
+  label: string,
+  read: () => Readonly<Record<string, number>>,
+): Counter {
+  return new Counter({
+    name,
+    help,
+    labelNames: [label],
+    registers,
+    collect() {
+      this.reset();
+      for (const [value, n] of Object.entries(read())) this.labels(value).inc(n);
     },
   });
 }
@@ -882,17 +897,14 @@ export class VigilNode implements ApiBackend {
   }
 
   private registerAgentMetrics(agent: AgentServer): void {
-    new Counter({
-      name: "vigil_agent_requests_total",
-      help: "HAProxy agent-check connections by outcome (up, down, maint, drain, unknown, unknown_target, bad_request, idle_timeout, rejected, error).",
-      labelNames: ["result"] as const,
-      registers: [this.metrics.registry],
-      collect() {
-        // The server keeps the counts; a scrape copies them.
-        this.reset();
-        for (const o of agentRequestOutcomes) this.labels(o).inc(agent.stats.requests[o]);
-      },
-    });
+    // The server keeps the counts (one per outcome, zeros included); a scrape copies them.
+    liveCounterBy(
+      [this.metrics.registry],
+      "vigil_agent_requests_total",
+      "HAProxy agent-check connections by outcome (up, down, maint, drain, unknown, unknown_target, bad_request, idle_timeout, rejected, error).",
+      "result",
+      () => agent.stats.requests,
+    );
   }
 
   private registerDnsMetrics(dns: DnsServer): void {
@@ -909,26 +921,20 @@ export class VigilNode implements ApiBackend {
           for (const [rcode, n] of Object.entries(byRcode)) if (n > 0) this.labels(transport, rcode).inc(n);
       },
     });
-    new Counter({
-      name: "vigil_dns_truncated_total",
-      help: "DNS responses sent with TC set (the answer did not fit), by transport.",
-      labelNames: ["transport"] as const,
-      registers: reg,
-      collect() {
-        this.reset();
-        for (const [transport, n] of Object.entries(dns.stats.truncated)) this.labels(transport).inc(n);
-      },
-    });
-    new Counter({
-      name: "vigil_dns_dropped_total",
-      help: "DNS messages or connections not answered, by reason (short, response, too_large, tcp_connection_limit, tcp_partial, udp_send_error).",
-      labelNames: ["reason"] as const,
-      registers: reg,
-      collect() {
-        this.reset();
-        for (const [reason, n] of Object.entries(dns.stats.dropped)) this.labels(reason).inc(n);
-      },
-    });
+    liveCounterBy(
+      reg,
+      "vigil_dns_truncated_total",
+      "DNS responses sent with TC set (the answer did not fit), by transport.",
+      "transport",
+      () => dns.stats.truncated,
+    );
+    liveCounterBy(
+      reg,
+      "vigil_dns_dropped_total",
+      "DNS messages or connections not answered, by reason (short, response, too_large, tcp_connection_limit, tcp_partial, udp_send_error).",
+      "reason",
+      () => dns.stats.dropped,
+    );
     liveCounter(
       reg,
       "vigil_dns_internal_errors_total",

@@ -39,27 +39,49 @@ function labelObject(names: readonly string[], values: readonly string[]): Recor
   return out;
 }
 
-/** Children by their label values joined with a separator no label value holds in practice. */
-class Children<C> {
+/** What both kinds share: the name, the children by label values, registration, reset. */
+abstract class HotMetric<L extends string, C extends { readonly labels: Record<string, string> }> {
+  readonly name: string;
+  readonly help: string;
+  readonly aggregator = "sum";
+  abstract readonly type: ScrapedMetric["type"];
+  private readonly labelNames: readonly L[];
+  /** By label values joined with a separator no label value holds in practice. */
   private readonly byKey = new Map<string, C>();
-  private readonly make: (labels: Record<string, string>) => C;
-  constructor(make: (labels: Record<string, string>) => C) {
-    this.make = make;
+  /** Without labels the one series exists from the start (zero), as prom-client's does. */
+  protected unlabelled: C | undefined;
+
+  protected constructor(opts: HotOptions<L>) {
+    this.name = opts.name;
+    this.help = opts.help;
+    this.labelNames = opts.labelNames ?? [];
   }
-  get(names: readonly string[], values: readonly string[]): C {
+
+  /** Called by a subclass's constructor once it can make children. */
+  protected register(registers: readonly Registry[]): void {
+    if (this.labelNames.length === 0) this.unlabelled = this.labels();
+    for (const r of registers) r.registerMetric(this as never);
+  }
+
+  protected abstract child(labels: Record<string, string>): C;
+
+  labels(...values: string[]): C {
     const key = values.join("\u0000");
     let c = this.byKey.get(key);
     if (c === undefined) {
-      c = this.make(labelObject(names, values));
+      c = this.child(labelObject(this.labelNames, values));
       this.byKey.set(key, c);
     }
     return c;
   }
-  values(): IterableIterator<C> {
+
+  protected children(): IterableIterator<C> {
     return this.byKey.values();
   }
-  clear(): void {
+
+  reset(): void {
     this.byKey.clear();
+    this.unlabelled = undefined;
   }
 }
 
@@ -75,34 +97,22 @@ export class HotCounterChild {
 }
 
 /** A counter whose children are kept by the caller: `labels(...)` once, `inc()` per event. */
-export class HotCounter<L extends string = string> {
-  readonly name: string;
-  readonly help: string;
+export class HotCounter<L extends string = string> extends HotMetric<L, HotCounterChild> {
   readonly type = "counter";
-  readonly aggregator = "sum";
-  private readonly labelNames: readonly L[];
-  private readonly children = new Children((labels) => new HotCounterChild(labels));
 
   constructor(opts: HotOptions<L>) {
-    this.name = opts.name;
-    this.help = opts.help;
-    this.labelNames = opts.labelNames ?? [];
-    if (this.labelNames.length === 0) this.labels();
-    for (const r of opts.registers) r.registerMetric(this as never);
+    super(opts);
+    this.register(opts.registers);
   }
 
-  labels(...values: string[]): HotCounterChild {
-    return this.children.get(this.labelNames, values);
+  protected child(labels: Record<string, string>): HotCounterChild {
+    return new HotCounterChild(labels);
   }
 
   get(): Promise<ScrapedMetric> {
     const values: ScrapedMetric["values"] = [];
-    for (const c of this.children.values()) values.push({ labels: c.labels, value: c.value });
+    for (const c of this.children()) values.push({ labels: c.labels, value: c.value });
     return scraped(this, values);
-  }
-
-  reset(): void {
-    this.children.clear();
   }
 }
 
@@ -133,32 +143,20 @@ export class HotHistogramChild {
 }
 
 /** A histogram whose children are kept by the caller: `labels(...)` once, `observe()` per event. */
-export class HotHistogram<L extends string = string> {
-  readonly name: string;
-  readonly help: string;
+export class HotHistogram<L extends string = string> extends HotMetric<L, HotHistogramChild> {
   readonly type = "histogram";
-  readonly aggregator = "sum";
-  private readonly labelNames: readonly L[];
   private readonly bounds: Float64Array;
-  private readonly children: Children<HotHistogramChild>;
-  private unlabelled: HotHistogramChild | undefined;
 
   constructor(opts: HotOptions<L> & { buckets: readonly number[] }) {
-    this.name = opts.name;
-    this.help = opts.help;
-    this.labelNames = opts.labelNames ?? [];
+    super(opts);
     for (let i = 1; i < opts.buckets.length; i++)
       assert(opts.buckets[i]! > opts.buckets[i - 1]!, `${opts.name}: buckets must increase`);
-    const bounds = Float64Array.from(opts.buckets);
-    this.bounds = bounds;
-    this.children = new Children((labels) => new HotHistogramChild(labels, bounds));
-    // Without labels the one series exists from the start (zero), as prom-client's does.
-    if (this.labelNames.length === 0) this.unlabelled = this.labels();
-    for (const r of opts.registers) r.registerMetric(this as never);
+    this.bounds = Float64Array.from(opts.buckets);
+    this.register(opts.registers);
   }
 
-  labels(...values: string[]): HotHistogramChild {
-    return this.children.get(this.labelNames, values);
+  protected child(labels: Record<string, string>): HotHistogramChild {
+    return new HotHistogramChild(labels, this.bounds);
   }
 
   /** For a histogram without labels. */
@@ -170,26 +168,17 @@ export class HotHistogram<L extends string = string> {
   get(): Promise<ScrapedMetric> {
     const values: ScrapedMetric["values"] = [];
     const bucketName = `${this.name}_bucket`;
-    for (const c of this.children.values()) {
+    for (const c of this.children()) {
       // As prom-client reports them: `le` first, then the child's labels, cumulative counts.
       let acc = 0;
       for (let i = 0; i <= this.bounds.length; i++) {
         acc += c.counts[i]!;
         const le = i < this.bounds.length ? this.bounds[i]! : "+Inf";
-        values.push({
-          labels: { le, ...c.labels },
-          value: acc,
-          metricName: bucketName,
-        });
+        values.push({ labels: { le, ...c.labels }, value: acc, metricName: bucketName });
       }
       values.push({ labels: c.labels, value: c.sum, metricName: `${this.name}_sum` });
       values.push({ labels: c.labels, value: c.count, metricName: `${this.name}_count` });
     }
     return scraped(this, values);
-  }
-
-  reset(): void {
-    this.children.clear();
-    this.unlabelled = undefined;
   }
 }

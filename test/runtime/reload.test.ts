@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { Agent, request as httpsRequest } from "node:https";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import pino from "pino";
@@ -110,7 +109,7 @@ pools:
 
   it("puts new and changed pools, deletes removed ones (cause config), leaves unchanged and API pools alone", async () => {
     const log = capturingLogger();
-    const file = configFile(mkdtempSync(join(tmpdir(), "vigil-reload-")), nodeYaml("p1") + before_());
+    const file = configFile(tmpDataDir("reload"), nodeYaml("p1") + before_());
     const node = newNode(file.load(), log.logger);
     await node.start();
     try {
@@ -164,7 +163,7 @@ pools:
   });
 
   it("replicates what a reload changes to a peer", async () => {
-    const file = configFile(mkdtempSync(join(tmpdir(), "vigil-reload-")), nodeYaml("r1") + before_());
+    const file = configFile(tmpDataDir("reload"), nodeYaml("r1") + before_());
     const n1 = newNode(file.load(), capturingLogger().logger);
     await n1.start();
     const n2 = newNode(
@@ -192,7 +191,7 @@ pools:
 
   it("a config that does not load changes nothing: one error logged as the CLI prints it, counted", async () => {
     const log = capturingLogger();
-    const tmp = mkdtempSync(join(tmpdir(), "vigil-reload-"));
+    const tmp = tmpDataDir("reload");
     const tokenFile = join(tmp, "ops.token");
     writeFileSync(tokenFile, `${WRITE_TOKEN}\n`);
     const tokens = `, api_tokens: [{ name: ops, scope: write, token_file: "${tokenFile}" }], targets_allow: ["127.0.0.1/32"]`;
@@ -275,13 +274,12 @@ pools:
       assert.ok(node.hasPool("fresh"));
     } finally {
       await node.stop();
-      rmSync(tmp, { recursive: true, force: true });
     }
   });
 
   it("settings that need a restart are warned about by name and keep their value; the rest applies", async () => {
     const log = capturingLogger();
-    const file = configFile(mkdtempSync(join(tmpdir(), "vigil-reload-")), nodeYaml("w1") + before_());
+    const file = configFile(tmpDataDir("reload"), nodeYaml("w1") + before_());
     const node = newNode(file.load(), log.logger);
     await node.start();
     try {
@@ -398,10 +396,9 @@ describe("config reload: security", { timeout: 60_000 }, () => {
   let tmp: string;
   let dataDir: string;
   before(() => {
-    tmp = mkdtempSync(join(tmpdir(), "vigil-reload-sec-"));
+    tmp = tmpDataDir("reload-sec-files");
     dataDir = tmpDataDir("reload-sec");
   });
-  after(() => rmSync(tmp, { recursive: true, force: true }));
   const nodeYaml = (name: string, extra: string) =>
     `node:\n  name: ${name}\n  api: "127.0.0.1:0"\n  gossip: "127.0.0.1:0"\n  store: none\n  data_dir: "${dataDir}"\n${extra}`;
   const NEW_READ = "read-token-rotated-0123456789";
