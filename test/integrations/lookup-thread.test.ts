@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createSocket } from "node:dgram";
-import { connect, createServer } from "node:net";
+import { createServer } from "node:net";
 import { after, before, describe, it } from "node:test";
 import fc from "fast-check";
 import { parseConfigText } from "../../src/config/load.ts";
@@ -11,6 +11,7 @@ import { systemClock } from "../../src/runtime/clock.ts";
 import { silentLogger } from "../../src/runtime/log.ts";
 import { VigilNode } from "../../src/runtime/node.ts";
 import { type LookupThread, startLookupThread } from "../../src/serve/lookup-thread.ts";
+import { askAgent as ask } from "../helpers/agent.ts";
 import { addressesOf, dnsQuery, rcodeOf } from "../helpers/dns.ts";
 import { eventually } from "../helpers/origins.ts";
 import { scriptedProber } from "../helpers/prober.ts";
@@ -26,20 +27,6 @@ interface AgentThread {
   update(entries: Parameters<LookupThread["updateAgent"]>[0]): void;
   killForTest(): Promise<void>;
   readonly restarts: number;
-}
-
-/** One agent-check exchange as HAProxy makes it: connect, send the line, read to the close. */
-function ask(port: number, line: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = connect(port, "127.0.0.1", () => s.write(line));
-    let out = "";
-    s.setEncoding("latin1");
-    s.on("data", (d) => {
-      out += d;
-    });
-    s.on("end", () => resolve(out));
-    s.on("error", reject);
-  });
 }
 
 describe("lookup thread: agent-check", () => {

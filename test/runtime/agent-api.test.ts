@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { connect } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { createProber } from "../../src/checkers/index.ts";
 import { parseConfigText } from "../../src/config/load.ts";
@@ -8,6 +7,7 @@ import { SeededRandom } from "../../src/core/random.ts";
 import { systemClock } from "../../src/runtime/clock.ts";
 import { silentLogger } from "../../src/runtime/log.ts";
 import { VigilNode } from "../../src/runtime/node.ts";
+import { askAgent } from "../helpers/agent.ts";
 import { eventually, startTestOrigin, type TestOrigin } from "../helpers/origins.ts";
 import { tmpDataDir } from "../helpers/tmp.ts";
 
@@ -104,17 +104,7 @@ pools:
   });
 
   it("answers HAProxy's agent-check on node.agent from the same verdicts", async () => {
-    const ask = (line: string) =>
-      new Promise<string>((resolve, reject) => {
-        const s = connect(node.agentPort!, "127.0.0.1", () => s.write(line));
-        let out = "";
-        s.setEncoding("utf8");
-        s.on("data", (d) => {
-          out += d;
-        });
-        s.on("end", () => resolve(out));
-        s.on("error", reject);
-      });
+    const ask = (line: string) => askAgent(node.agentPort!, line);
     assert.equal(await ask(`web/${good.key}\n`), "up ready\n");
     assert.equal(await ask(`web/${bad.key}\n`), "down ready #status 503\n");
     assert.equal(await ask("web/127.0.0.1:1\n"), "\n", "unknown target: no state change");

@@ -107,11 +107,17 @@ pools:
   fresh: { check: { type: tcp }, targets: [${b.key}] }
 `;
 
-  it("puts new and changed pools, deletes removed ones (cause config), leaves unchanged and API pools alone", async () => {
+  /** A started node reading its config from a file of its own: the "before" pools. */
+  async function startedFromFile(name: string) {
     const log = capturingLogger();
-    const file = configFile(tmpDataDir("reload"), nodeYaml("p1") + before_());
+    const file = configFile(tmpDataDir("reload"), nodeYaml(name) + before_());
     const node = newNode(file.load(), log.logger);
     await node.start();
+    return { log, file, node };
+  }
+
+  it("puts new and changed pools, deletes removed ones (cause config), leaves unchanged and API pools alone", async () => {
+    const { log, file, node } = await startedFromFile("p1");
     try {
       const base = node.apiUrl;
       const manual = { check: { type: "tcp" }, targets: [b.key], interval: "1s" };
@@ -278,10 +284,7 @@ pools:
   });
 
   it("settings that need a restart are warned about by name and keep their value; the rest applies", async () => {
-    const log = capturingLogger();
-    const file = configFile(tmpDataDir("reload"), nodeYaml("w1") + before_());
-    const node = newNode(file.load(), log.logger);
-    await node.start();
+    const { log, file, node } = await startedFromFile("w1");
     try {
       const url = node.apiUrl;
       const changed = `node:
