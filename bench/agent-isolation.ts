@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { isMainThread, parentPort, Worker } from "node:worker_threads";
-import { arg, argString, LatencyHistogram, progress, writeResults } from "./lib.ts";
+import { arg, argString, LatencyHistogram, procCpuMs, progress, round, writeResults } from "./lib.ts";
 
 const self = fileURLToPath(import.meta.url);
 const serve = argString("serve", "");
@@ -25,7 +25,8 @@ const serve = argString("serve", "");
 async function serveAgent(): Promise<number> {
   const { startAgentServer } = await import("../src/serve/agent-server.ts");
   const verdict = { state: "up" as const, reason: "status 200" };
-  const s = await startAgentServer({ host: "127.0.0.1", port: 0, lookup: () => verdict });
+  const transport = argString("transport", "libuv") === "net" ? "net" : "libuv";
+  const s = await startAgentServer({ host: "127.0.0.1", port: 0, transport, lookup: () => verdict });
   return s.port;
 }
 
@@ -33,7 +34,9 @@ if (serve === "main") {
   process.stdout.write(`${await serveAgent()}\n`);
 } else if (serve === "worker") {
   if (isMainThread) {
-    const w = new Worker(self, { argv: ["--serve=worker"] });
+    const w = new Worker(self, {
+      argv: ["--serve=worker", `--transport=${argString("transport", "libuv")}`],
+    });
     w.on("message", (port: number) => process.stdout.write(`${port}\n`));
   } else {
     parentPort!.postMessage(await serveAgent());
@@ -57,6 +60,8 @@ interface Run {
   p99Ms: number;
   maxMs: number;
   sendLagP99Ms: number;
+  /** The server process's CPU (user + system) per answered lookup. */
+  serverCpuMicrosPerLookup: number;
 }
 
 function generate(gen: string, port: number, rate: number, seconds: number): Promise<Run> {
@@ -88,6 +93,7 @@ function generate(gen: string, port: number, rate: number, seconds: number): Pro
         const lag = new LatencyHistogram();
         lag.merge(r.lag);
         resolve({
+          serverCpuMicrosPerLookup: 0,
           answered: r.answered,
           errors: r.errors,
           p50Ms: latency.percentile(50),
@@ -102,12 +108,33 @@ function generate(gen: string, port: number, rate: number, seconds: number): Pro
   });
 }
 
-async function startServer(cmd: string, args: string[]): Promise<{ port: number; stop: () => void }> {
+interface Served {
+  port: number;
+  cpuMs: () => number;
+  stop: () => void;
+}
+
+async function startServer(cmd: string, args: string[]): Promise<Served> {
   const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "inherit"] });
   const line = await new Promise<string>((resolve) =>
     createInterface({ input: child.stdout! }).once("line", resolve),
   );
-  return { port: Number(line), stop: () => child.kill("SIGKILL") };
+  return {
+    port: Number(line),
+    cpuMs: () => {
+      const { userMs, systemMs } = procCpuMs(`/proc/${child.pid}/stat`);
+      return userMs + systemMs;
+    },
+    stop: () => child.kill("SIGKILL"),
+  };
+}
+
+/** One generator run against `server`, with the server's CPU over it. */
+async function measure(gen: string, server: Served, rate: number, seconds: number): Promise<Run> {
+  const cpu0 = server.cpuMs();
+  const r = await generate(gen, server.port, rate, seconds);
+  const cpuMs = server.cpuMs() - cpu0;
+  return { ...r, serverCpuMicrosPerLookup: round((cpuMs * 1000) / Math.max(1, r.answered), 1) };
 }
 
 async function main(): Promise<void> {
@@ -116,37 +143,42 @@ async function main(): Promise<void> {
   const runs = arg("runs", 3);
   const gen = build("agent-load", ["-lm"]);
   const floor = build("agent-floor");
-  const servers: { name: string; cmd: string; args: string[] }[] = [
-    {
-      name: "vigil agent server, own process, main thread",
-      cmd: process.execPath,
-      args: [self, "--serve=main"],
-    },
-    {
-      name: "vigil agent server, own process, worker thread",
-      cmd: process.execPath,
-      args: [self, "--serve=worker"],
-    },
-    { name: "C server (bench/agent-floor.c)", cmd: floor, args: [] },
-  ];
+  const servers: { name: string; cmd: string; args: string[] }[] = [];
+  for (const transport of ["libuv", "net"])
+    servers.push(
+      {
+        name: `vigil agent server (${transport}), own process, main thread`,
+        cmd: process.execPath,
+        args: [self, "--serve=main", `--transport=${transport}`],
+      },
+      {
+        name: `vigil agent server (${transport}), own process, worker thread`,
+        cmd: process.execPath,
+        args: [self, "--serve=worker", `--transport=${transport}`],
+      },
+    );
+  servers.push({ name: "C server (bench/agent-floor.c)", cmd: floor, args: [] });
   const load = loadavg();
   const results: { server: string; runs: Run[] }[] = [];
-  for (const s of servers) {
-    const server = await startServer(s.cmd, s.args);
-    try {
-      await generate(gen, server.port, rate, seconds); // warm-up, not kept
-      const kept: Run[] = [];
-      for (let i = 0; i < runs; i++) {
-        const r = await generate(gen, server.port, rate, seconds);
+  // Every server runs at once (idle but the one under load); the runs go round the servers, so
+  // the machine's noise lands on each alike.
+  const started: Served[] = [];
+  try {
+    for (const s of servers) started.push(await startServer(s.cmd, s.args));
+    for (const server of started) await generate(gen, server.port, rate, seconds); // warm-up, not kept
+    const kept: Run[][] = servers.map(() => []);
+    for (let i = 0; i < runs; i++)
+      for (let k = 0; k < servers.length; k++) {
+        const r = await measure(gen, started[k]!, rate, seconds);
         progress(
-          `${s.name}: ${rate}/s p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, max ${r.maxMs} ms, errors ${r.errors}`,
+          `${servers[k]!.name}: ${rate}/s p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, max ${r.maxMs} ms, ` +
+            `${r.serverCpuMicrosPerLookup} µs CPU/lookup, errors ${r.errors}`,
         );
-        kept.push(r);
+        kept[k]!.push(r);
       }
-      results.push({ server: s.name, runs: kept });
-    } finally {
-      server.stop();
-    }
+    results.push(...servers.map((s, k) => ({ server: s.name, runs: kept[k]! })));
+  } finally {
+    for (const s of started) s.stop();
   }
   const path = writeResults("agent-isolation", {
     notes:

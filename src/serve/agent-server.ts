@@ -1,13 +1,14 @@
 // The HAProxy agent-check server: the TCP shell around src/core/agent-check/codec.ts. HAProxy
 // connects every `agent-inter`, sends its `agent-send` line, reads one line and expects the
-// connection to close. One connection, one answer; nothing is kept between connections.
+// connection to close. One connection, one answer; nothing is kept between connections. The
+// sockets come from short-tcp.ts (libuv's handles directly where Node allows, node:net
+// otherwise); this file decides what each connection gets and counts how it ended.
 //
 // Everything that is not a clear answer about a known target is an empty line, which HAProxy
 // reads as "No status change": an unknown target, a bad line, an `unknown` verdict, a lookup that
 // failed. Silence would also change nothing (HAProxy ignores agent timeouts and empty responses),
 // but an explicit empty line ends HAProxy's check at once instead of at its timeout.
 
-import { createServer, type Server, type Socket } from "node:net";
 import {
   type AgentDecodeStep,
   AgentRequestDecoder,
@@ -20,6 +21,7 @@ import {
 } from "../core/agent-check/codec.ts";
 import { assert } from "../core/assert.ts";
 import { ConnList, type Linked } from "./conn-list.ts";
+import { listenShortTcp, type ShortConn, type ShortConnHooks, type ShortTcpTransport } from "./short-tcp.ts";
 
 const LF = 0x0a;
 
@@ -65,6 +67,9 @@ export interface AgentServerOptions {
   /** SO_REUSEPORT: several servers (lookup threads) listen on one port, the kernel spreads
    * connections over them. Linux. */
   reusePort?: boolean;
+  /** How to reach the sockets (short-tcp.ts): libuv's handles when Node has them (default), or
+   * node:net. */
+  transport?: ShortTcpTransport;
 }
 
 /** How one connection ended: its verdict's state when answered, or why it got no answer. */
@@ -118,6 +123,8 @@ export interface AgentServer {
   readonly port: number;
   readonly host: string;
   readonly stats: AgentServerStats;
+  /** Which way to the sockets the server took (short-tcp.ts). */
+  readonly transport?: ShortTcpTransport;
   close(): Promise<void>;
 }
 
@@ -196,9 +203,11 @@ const verdictStates = new Set<AgentRequestOutcome>(["up", "down", "unknown", "ma
 
 /** One accepted connection: when it must have delivered its line, and how it ended. */
 interface AgentConn extends Linked<AgentConn> {
-  readonly socket: Socket;
+  readonly conn: ShortConn;
   readonly deadlineMs: number;
   outcome: AgentRequestOutcome | undefined;
+  /** Created only when the line does not arrive whole in the first read; HAProxy's does. */
+  decoder: AgentRequestDecoder | undefined;
 }
 
 export async function startAgentServer(opts: AgentServerOptions): Promise<AgentServer> {
@@ -229,8 +238,8 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
     for (const c of open) {
       if (c.deadlineMs > now) break;
       settle(c, "idle_timeout");
-      open.remove(c); // destroy() closes asynchronously; do not visit it again
-      c.socket.destroy();
+      open.remove(c); // the close may come later (node:net); do not visit it again
+      c.conn.destroy();
     }
     armSweep(now);
   };
@@ -240,124 +249,111 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
     sweepTimer.unref();
   };
 
-  const serve = (socket: Socket): void => {
-    if (open.size >= maxConnections) {
-      cells[outcomeCell.rejected]!++;
-      socket.on("error", () => {});
-      socket.destroy();
+  // The reply is the connection's last word: once the kernel holds it, the connection closes
+  // (the FIN follows the line). Ending gracefully instead costs a shutdown, another wake-up for
+  // the peer's close, and — HAProxy closes with a reset — an error per connection. The request
+  // was read whole, so nothing unread turns the close into a reset. No TCP_NODELAY: the reply
+  // is the connection's only write, and Nagle never holds back the first segment.
+  const answer = (c: AgentConn, step: AgentDecodeStep): void => {
+    if (step.type !== "done" || c.outcome !== undefined) return;
+    const { result } = step;
+    if (!result.ok) {
+      settle(c, "bad_request");
+      cells[kindCell[result.error.kind]]!++;
+      c.conn.replyAndClose(noChangeReply);
       return;
     }
-    const now = performance.now();
-    const conn: AgentConn = {
-      socket,
-      deadlineMs: now + idleTimeoutMs,
-      outcome: undefined,
-      prev: undefined,
-      next: undefined,
-      listed: false,
-    };
-    open.push(conn);
-    cells[activeCell] = open.size;
-    armSweep(now);
-    // No setNoDelay: the reply is the connection's only write, and Nagle never holds back the
-    // first segment, so the syscall would buy nothing.
-    // Created only when the line does not arrive whole in the first chunk; HAProxy's does.
-    let decoder: AgentRequestDecoder | undefined;
-
-    // The reply is the connection's last word: once the kernel holds it, close at once (the FIN
-    // follows the line). Ending gracefully instead costs a shutdown, another wake-up for the
-    // peer's close, and — HAProxy closes with a reset — an error object per connection. The
-    // request was read whole, so nothing unread turns the close into a reset. A reply the kernel
-    // did not take at once (never seen: a fresh connection's first few bytes) ends gracefully.
-    const reply = (line: string): void => {
-      socket.write(line);
-      if (socket.writableLength === 0) socket.destroy();
-      else socket.end();
-    };
-
-    const answer = (step: AgentDecodeStep): void => {
-      if (step.type !== "done" || conn.outcome !== undefined) return;
-      const { result } = step;
-      if (!result.ok) {
-        settle(conn, "bad_request");
-        cells[kindCell[result.error.kind]]!++;
-        reply(noChangeReply);
-        return;
-      }
-      let verdict: AgentVerdict | undefined;
-      try {
-        verdict = opts.lookup(result.request.pool, result.request.target);
-      } catch {
-        // A node that is stopping or a broken lookup must not take HAProxy's servers down.
-        settle(conn, "error");
-        reply(noChangeReply);
-        return;
-      }
-      if (verdict === undefined) settle(conn, "unknown_target");
-      else settle(conn, verdictStates.has(verdict.state) ? verdict.state : "unknown");
-      reply(formatAgentReply(verdict));
-    };
-
-    socket.on("data", (chunk: Buffer) => {
-      if (conn.outcome !== undefined) return; // answered, cut off or failed: the rest is ignored
-      if (decoder === undefined) {
-        const step = firstChunkStep(chunk);
-        if (step !== undefined) {
-          answer(step);
-          return;
-        }
-        decoder = new AgentRequestDecoder(maxAgentRequestBytes);
-      }
-      answer(decoder.push(chunk));
-    });
-    socket.on("end", () => {
-      if (conn.outcome === undefined)
-        answer((decoder ?? new AgentRequestDecoder(maxAgentRequestBytes)).end());
-      // Already decided before the peer's FIN (a timeout, say): close our side too.
-      if (!socket.writableEnded) socket.end();
-    });
-    socket.on("error", () => {
-      settle(conn, "error");
-      socket.destroy();
-    });
-    socket.on("close", () => {
-      // A peer that reset the connection before deciding anything.
-      settle(conn, "error");
-      open.remove(conn);
-      cells[activeCell] = open.size;
-    });
+    let verdict: AgentVerdict | undefined;
+    try {
+      verdict = opts.lookup(result.request.pool, result.request.target);
+    } catch {
+      // A node that is stopping or a broken lookup must not take HAProxy's servers down.
+      settle(c, "error");
+      c.conn.replyAndClose(noChangeReply);
+      return;
+    }
+    if (verdict === undefined) settle(c, "unknown_target");
+    else settle(c, verdictStates.has(verdict.state) ? verdict.state : "unknown");
+    c.conn.replyAndClose(formatAgentReply(verdict));
   };
 
-  // allowHalfOpen: a client that sends its line and shuts its side at once (`printf … | nc -N`)
-  // still gets the answer.
-  const server: Server = createServer({ allowHalfOpen: true }, serve);
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(
-      { port: opts.port, host: opts.host, backlog: agentListenBacklog, reusePort: opts.reusePort === true },
-      () => {
-        server.off("error", reject);
-        resolve();
-      },
-    );
-  });
-  // After listening, an accept that fails (EMFILE) is one connection lost, not a reason to crash.
-  server.on("error", () => {
-    cells[outcomeCell.error]!++;
-  });
-  const address = server.address();
-  assert(address !== null && typeof address === "object", "agent server listens on TCP");
+  const hooks: ShortConnHooks<AgentConn> = {
+    open(conn) {
+      if (open.size >= maxConnections) {
+        cells[outcomeCell.rejected]!++;
+        return undefined;
+      }
+      const now = performance.now();
+      const c: AgentConn = {
+        conn,
+        deadlineMs: now + idleTimeoutMs,
+        outcome: undefined,
+        decoder: undefined,
+        prev: undefined,
+        next: undefined,
+        listed: false,
+      };
+      open.push(c);
+      cells[activeCell] = open.size;
+      armSweep(now);
+      return c;
+    },
+    data(c, bytes) {
+      if (c.outcome !== undefined) return; // answered, cut off or failed: the rest is ignored
+      if (c.decoder === undefined) {
+        const step = firstChunkStep(bytes);
+        if (step !== undefined) {
+          answer(c, step);
+          return;
+        }
+        c.decoder = new AgentRequestDecoder(maxAgentRequestBytes);
+      }
+      answer(c, c.decoder.push(bytes));
+    },
+    end(c) {
+      // allowHalfOpen: a client that sends its line and shuts its side at once (`printf … |
+      // nc -N`) still gets the answer; one that shut it before a whole line gets an empty one.
+      if (c.outcome === undefined)
+        answer(c, (c.decoder ?? new AgentRequestDecoder(maxAgentRequestBytes)).end());
+      else c.conn.destroy();
+    },
+    failed(c) {
+      settle(c, "error");
+    },
+    closed(c) {
+      // A peer that reset or closed the connection before anything was decided.
+      settle(c, "error");
+      open.remove(c);
+      cells[activeCell] = open.size;
+    },
+    acceptFailed() {
+      cells[outcomeCell.error]!++;
+    },
+  };
+
+  const listener = await listenShortTcp(
+    {
+      host: opts.host,
+      port: opts.port,
+      backlog: agentListenBacklog,
+      reusePort: opts.reusePort === true,
+      ...(opts.transport === undefined ? {} : { transport: opts.transport }),
+    },
+    hooks,
+  );
   let closing: Promise<void> | undefined;
   return {
-    port: address.port,
+    port: listener.port,
     host: opts.host,
+    transport: listener.transport,
     stats,
     close: () => {
-      closing ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
+      closing ??= (async () => {
         if (sweepTimer !== undefined) clearTimeout(sweepTimer);
-        for (const c of open) c.socket.destroy();
-      });
+        const stopped = listener.close();
+        for (const c of open) c.conn.destroy();
+        await stopped;
+      })();
       return closing;
     },
   };
