@@ -4,13 +4,22 @@
 // (bench/agent-load.c) at a fixed rate. bench/lookup.ts measures the same server inside a node
 // with 10,000 targets; the difference between the two is what sharing a process with the node
 // costs. Each server gets a warm-up run (JIT, heap growth) that is not kept, then `--runs` runs.
+//
+// Then the memory phase (`--ballast-mb=850`, 0 skips it): the same server on a worker thread
+// (a) alone, (b) beside another, idle process holding that much memory, (c) in a process whose
+// main thread holds it (as a node's main thread holds its targets, idle or not). The ballast is
+// idle once built; what changes is only how much memory is in use, and where. Each arm is
+// started fresh, left `--settle` seconds, warmed up, then measured `--runs` times; the arms go
+// round `--memory-rounds` times. The CPU time of the kernel's DAMON thread (kdamond, a memory
+// monitor some VMs run) over each run is recorded where there is one.
 // Writes bench/results/agent-isolation.json.
 //
 //   npx node bench/agent-isolation.ts [--rate=5000 --seconds=5 --runs=3]
+//                                     [--ballast-mb=850 --settle=20 --memory-rounds=2]
 //
 // Loopback only; needs a C compiler (cc) for the generator and the C server.
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -20,6 +29,17 @@ import { arg, argString, LatencyHistogram, procCpuMs, progress, round, writeResu
 
 const self = fileURLToPath(import.meta.url);
 const serve = argString("serve", "");
+/** Memory this process holds on its main thread before serving (the memory phase). */
+const ballastMb = arg("hold-mb", 0);
+
+/** Small objects, as a heap of targets is, until the process's RSS reaches `mb`. */
+function holdMemory(mb: number): unknown[] {
+  const held: unknown[] = [];
+  for (let i = 0; process.memoryUsage().rss < mb * 1024 * 1024; i++)
+    for (let k = 0; k < 100_000; k++) held.push({ i, name: `t${i}:${k}`, list: [k] });
+  return held;
+}
+const held = isMainThread && ballastMb > 0 ? holdMemory(ballastMb) : [];
 
 /** Serving mode (a child of the benchmark): start the server, print its port, run until killed. */
 async function serveAgent(): Promise<number> {
@@ -30,7 +50,11 @@ async function serveAgent(): Promise<number> {
   return s.port;
 }
 
-if (serve === "main") {
+if (serve === "hold") {
+  // Memory and nothing else: print a port-shaped line once it is held, then idle.
+  process.stdout.write(`0\n`);
+  setInterval(() => held.length, 60_000);
+} else if (serve === "main") {
   process.stdout.write(`${await serveAgent()}\n`);
 } else if (serve === "worker") {
   if (isMainThread) {
@@ -38,6 +62,7 @@ if (serve === "main") {
       argv: ["--serve=worker", `--transport=${argString("transport", "libuv")}`],
     });
     w.on("message", (port: number) => process.stdout.write(`${port}\n`));
+    setInterval(() => held.length, 60_000);
   } else {
     parentPort!.postMessage(await serveAgent());
   }
@@ -110,6 +135,7 @@ function generate(gen: string, port: number, rate: number, seconds: number): Pro
 
 interface Served {
   port: number;
+  pid: number;
   cpuMs: () => number;
   stop: () => void;
 }
@@ -121,6 +147,7 @@ async function startServer(cmd: string, args: string[]): Promise<Served> {
   );
   return {
     port: Number(line),
+    pid: child.pid!,
     cpuMs: () => {
       const { userMs, systemMs } = procCpuMs(`/proc/${child.pid}/stat`);
       return userMs + systemMs;
@@ -135,6 +162,78 @@ async function measure(gen: string, server: Served, rate: number, seconds: numbe
   const r = await generate(gen, server.port, rate, seconds);
   const cpuMs = server.cpuMs() - cpu0;
   return { ...r, serverCpuMicrosPerLookup: round((cpuMs * 1000) / Math.max(1, r.answered), 1) };
+}
+
+/** CPU ms of the kernel's DAMON threads so far, or undefined when the machine runs none. */
+function kdamondCpuMs(): number | undefined {
+  let total: number | undefined;
+  for (const pid of readdirSync("/proc")) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      if (!readFileSync(`/proc/${pid}/comm`, "utf8").startsWith("kdamond")) continue;
+      const { userMs, systemMs } = procCpuMs(`/proc/${pid}/stat`);
+      total = (total ?? 0) + userMs + systemMs;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total;
+}
+
+function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m === null ? 0 : Math.round(Number(m[1]) / 1024);
+}
+
+interface MemoryArm {
+  arm: string;
+  runs: (Run & { kdamondCpuMs: number | undefined; rssMb: number[] })[];
+}
+
+/** The memory phase: one server, with memory in use alone / elsewhere / in its own process. */
+async function memoryPhase(gen: string, rate: number, seconds: number, runs: number): Promise<MemoryArm[]> {
+  const mb = arg("ballast-mb", 850);
+  if (mb <= 0) return [];
+  const settleMs = arg("settle", 20) * 1000;
+  const rounds = arg("memory-rounds", 2);
+  const worker = [self, "--serve=worker", "--transport=libuv"];
+  const arms: { arm: string; procs: string[][] }[] = [
+    { arm: "alone", procs: [worker] },
+    {
+      arm: `beside an idle process holding ${mb} MB`,
+      procs: [worker, [self, "--serve=hold", `--hold-mb=${mb}`]],
+    },
+    { arm: `in a process holding ${mb} MB on its main thread`, procs: [[...worker, `--hold-mb=${mb}`]] },
+  ];
+  const out: MemoryArm[] = arms.map((a) => ({ arm: a.arm, runs: [] }));
+  for (let round = 0; round < rounds; round++)
+    for (let k = 0; k < arms.length; k++) {
+      const procs: Served[] = [];
+      try {
+        for (const args of arms[k]!.procs) procs.push(await startServer(process.execPath, args));
+        await new Promise((r) => setTimeout(r, settleMs));
+        const server = procs[0]!;
+        await generate(gen, server.port, rate, seconds); // warm-up, not kept
+        for (let i = 0; i < runs; i++) {
+          const k0 = kdamondCpuMs();
+          const r = await measure(gen, server, rate, seconds);
+          const k1 = kdamondCpuMs();
+          const run = {
+            ...r,
+            kdamondCpuMs: k0 === undefined || k1 === undefined ? undefined : k1 - k0,
+            rssMb: procs.map((p) => rssMb(p.pid)),
+          };
+          progress(
+            `memory, ${arms[k]!.arm}: p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, max ${r.maxMs} ms, ` +
+              `RSS ${run.rssMb.join(" + ")} MB, kdamond ${run.kdamondCpuMs ?? "-"} ms`,
+          );
+          out[k]!.runs.push(run);
+        }
+      } finally {
+        for (const p of procs) p.stop();
+      }
+    }
+  return out;
 }
 
 async function main(): Promise<void> {
@@ -180,6 +279,7 @@ async function main(): Promise<void> {
   } finally {
     for (const s of started) s.stop();
   }
+  const memory = await memoryPhase(gen, rate, seconds, runs);
   const path = writeResults("agent-isolation", {
     notes:
       "Agent-check lookups (a connection each, closed by the server after its line; the C generator closes with a reset, as HAProxy does) at a fixed rate from bench/agent-load.c; latency from connect() to the reply read. The servers answer a fixed verdict with no node around them; compare bench/results/lookup.json for the same server inside a node.",
@@ -187,6 +287,7 @@ async function main(): Promise<void> {
     seconds,
     loadavg: { before: load, after: loadavg() },
     results,
+    memory,
   });
   progress(`wrote ${path}`);
 }
