@@ -26,6 +26,7 @@
 //                            [--others-max=25 --lag-max=1 --retries=3 --write=1 --agent-gen=c|node]
 //                            [--agent-thread=1 (0: the agent server on the node's event loop)]
 //                            [--lookup-threads=1 (node.lookup_threads) --check-interval=1h]
+//                            [--lookup-isolation=thread|process (node.lookup_isolation)]
 //
 // Profiles: NODE_OPTIONS="--cpu-prof --cpu-prof-dir=/tmp/p" profiles the node (this process)
 // and every generator. On a shared machine, run under `flock /tmp/vigil-bench.lock`.
@@ -34,7 +35,7 @@
 // 50,000/s on a 2-core machine.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { createSocket as createUdpSocket, type Socket as UdpSocket } from "node:dgram";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -44,7 +45,7 @@ import { fileURLToPath } from "node:url";
 import { encode as dnsEncode } from "dns-packet";
 import type { CheckResult, Prober } from "../src/checkers/types.ts";
 import type { VigilNode } from "../src/runtime/node.ts";
-import { arg, LatencyHistogram, progress, round, writeResults } from "./lib.ts";
+import { arg, LatencyHistogram, procCpuMs, progress, round, writeResults } from "./lib.ts";
 
 const POOLS = 10;
 /** The targets' check interval while lookups are measured: 1 h barely checks (lookups alone);
@@ -54,6 +55,9 @@ const checkInterval = process.argv.find((a) => a.startsWith("--check-interval=")
 const lookupThreads = Number(
   process.argv.find((a) => a.startsWith("--lookup-threads="))?.split("=")[1] ?? "1",
 );
+/** node.lookup_isolation: thread (default) or process. */
+const lookupIsolation =
+  process.argv.find((a) => a.startsWith("--lookup-isolation="))?.split("=")[1] ?? "thread";
 const PER_POOL = 1_000;
 const TARGETS = POOLS * PER_POOL;
 
@@ -465,7 +469,7 @@ function config(): string {
     const keys = Array.from({ length: DNS_PER_POOL }, (_, i) => dnsTargetKey(p, i));
     pools.push(`  d${p}:\n    check: { type: tcp }\n    targets: [${keys.join(", ")}]`);
   }
-  return `node: { name: bench, api: "127.0.0.1:0", gossip: "127.0.0.1:0", data_dir: "${mkdtempSync(join(tmpdir(), "vigil-bench-"))}", agent: "127.0.0.1:0", dns: "127.0.0.1:0", max_concurrent_checks: 2048, lookup_threads: ${lookupThreads} }
+  return `node: { name: bench, api: "127.0.0.1:0", gossip: "127.0.0.1:0", data_dir: "${mkdtempSync(join(tmpdir(), "vigil-bench-"))}", agent: "127.0.0.1:0", dns: "127.0.0.1:0", max_concurrent_checks: 2048, lookup_threads: ${lookupThreads}, lookup_isolation: ${lookupIsolation} }
 defaults: { interval: 2s, timeout: 1s, rise: 1, fall: 1, jitter: 0.1 }
 pools:
 ${pools.join("\n")}
@@ -659,6 +663,23 @@ function buildNativeAgentGenerator(): string | undefined {
   }
 }
 
+/** CPU µs of the node's lookup processes so far (node.lookup_isolation: process; 0 without). */
+function lookupProcessCpuMicros(): number {
+  if (lookupIsolation !== "process") return 0;
+  let total = 0;
+  for (const pid of readdirSync("/proc")) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      if (!readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("lookup-thread-worker")) continue;
+      const { userMs, systemMs } = procCpuMs(`/proc/${pid}/stat`);
+      total += (userMs + systemMs) * 1000;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total;
+}
+
 async function step(
   mode: Mode,
   port: number,
@@ -692,10 +713,11 @@ async function step(
     if (ready.value !== "ready") throw new Error(`generator said ${String(ready.value)}`);
     kids.push({ child, out: it.next().then((r) => String(r.value)) });
   }
-  const delay = monitorEventLoopDelay({ resolution: 2 });
+  const delay = monitorEventLoopDelay({ resolution: arg("loop-resolution", 2) });
   delay.enable();
   const machine0 = machineCpu();
   const cpu0 = process.cpuUsage();
+  const lookupProcs0 = lookupProcessCpuMicros();
   const t0 = performance.now();
   for (const k of kids) k.child.stdin!.write("go\n");
   const reports = (await Promise.all(kids.map((k) => k.out))).map((l) => JSON.parse(l) as GenReport);
@@ -715,7 +737,8 @@ async function step(
   const answered = sum((r) => r.answered);
   const errors = sum((r) => r.errors);
   const wrong = sum((r) => r.wrong);
-  const nodeCpuMicros = cpu.user + cpu.system;
+  // The node's CPU: this process's, plus its lookup processes' with lookup_isolation: process.
+  const nodeCpuMicros = cpu.user + cpu.system + (lookupProcessCpuMicros() - lookupProcs0);
   const genCpuMicros = sum((r) => r.cpuMicros);
   const machineTasksMicros = machine1.tasksMicros - machine0.tasksMicros;
   const latencyMsP99 = latency.percentile(99);
@@ -1051,7 +1074,8 @@ async function main(): Promise<void> {
     (checkInterval === "1h" ? "lookup" : "lookup-checking") +
     (modes.join(",") === "dns" ? "-dns" : "") +
     (arg("agent-thread", 1) === 0 ? "-loop" : "") +
-    (lookupThreads > 1 ? `-threads${lookupThreads}` : "");
+    (lookupThreads > 1 ? `-threads${lookupThreads}` : "") +
+    (lookupIsolation === "process" ? "-process" : "");
   const path = writeResults(name, {
     machine: {
       cores: availableParallelism(),
@@ -1061,6 +1085,7 @@ async function main(): Promise<void> {
     checkInterval,
     agentThread: arg("agent-thread", 1) !== 0,
     lookupThreads,
+    lookupIsolation,
     agentGenerator: nativeAgentGenerator !== undefined ? "c" : "node",
     notes:
       `One node, ${TARGETS} targets (stub prober, 1 in 20 down, ${checkInterval} check interval during lookups` +

@@ -968,6 +968,7 @@ export const nodeSchema = mapping(
       .optional(),
     max_concurrent_checks: integer(1, limits.maxConcurrentChecksCeiling, "a number of checks").optional(),
     lookup_threads: integer(1, configLimits.maxLookupThreads, "a number of lookup threads").optional(),
+    lookup_isolation: oneOf(["thread", "process"]).optional(),
     store: custom(parseStore).optional(),
     retention: retentionSchema.optional(),
     api_tls: apiTlsSchema.optional(),
@@ -992,6 +993,7 @@ export const nodeSchema = mapping(
   if (doc.agent !== undefined) spec.agent = doc.agent;
   if (doc.dns !== undefined) spec.dns = doc.dns;
   if (doc.lookup_threads !== undefined) spec.lookupThreads = doc.lookup_threads;
+  if (doc.lookup_isolation !== undefined) spec.lookupIsolation = doc.lookup_isolation;
   if (doc.advertise !== undefined) spec.advertise = doc.advertise;
   // Optional keys until NodeSpec carries them: absent means the defaults (historySettingsOf).
   if (doc.store !== undefined) (spec as NodeSpec & NodeHistoryKeys).store = doc.store;

@@ -106,6 +106,9 @@ export interface NodeSpec {
   dns?: string;
   /** Threads answering agent-check and DNS on the same ports (SO_REUSEPORT); default 1. */
   lookupThreads?: number;
+  /** node.lookup_isolation: the lookup servers on worker threads (default) or in child
+   * processes of the node. */
+  lookupIsolation?: "thread" | "process";
   join: string[];
   /** The IP address peers use for this node's gossip and API when it binds 0.0.0.0/:: (`node.advertise`). */
   advertise?: string;

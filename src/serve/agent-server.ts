@@ -218,6 +218,9 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
   const cells = opts.statCells ?? new Float64Array(agentStatCells);
   assert(cells.length === agentStatCells, `statCells must have ${agentStatCells} cells`);
   const stats = agentStatsSum([cells]);
+  // Counts go on from what the cells hold (a restarted lookup thread or process keeps its
+  // predecessor's); open connections are this server's own.
+  cells[activeCell] = 0;
   // In accept order, which is deadline order: every connection gets the same bound.
   const open = new ConnList<AgentConn>();
 

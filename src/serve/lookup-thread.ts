@@ -15,6 +15,8 @@
 // whole tables; clients see refused connections or unanswered queries meanwhile, which change
 // nothing on HAProxy's side and make resolvers retry.
 
+import { type ChildProcess, fork } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { AgentVerdict } from "../core/agent-check/codec.ts";
 import { ErrorCode, VigilError } from "../core/errors.ts";
@@ -53,20 +55,31 @@ export type LookupThreadCommand =
 /** Sent by the thread. */
 export type LookupThreadReport =
   | { type: "ready"; agentPort: number | undefined; dnsPort: number | undefined }
+  /** A child process's counters (a thread shares its cells instead). */
+  | { type: "counters"; agent: Float64Array; dns: Float64Array }
   | { type: "failed"; message: string; code: string | undefined }
   | { type: "internal_error"; message: string };
 
 export interface LookupThreadInit {
   agent: AgentListen | undefined;
   dns: DnsListen | undefined;
-  /** This thread's block of the shared counters (views onto SharedArrayBuffers). */
+  /** This thread's block of the shared counters (views onto SharedArrayBuffers); for a child
+   * process, the counts so far, which it goes on from. */
   agentCells: Float64Array;
   dnsCells: Float64Array;
   agentEntries: readonly AgentTableEntry[];
   dnsEntries: readonly DnsTableEntry[];
 }
 
+/** Where the lookup servers run: a worker thread of the node, or a child process of it. */
+export type LookupIsolation = "thread" | "process";
+
 export interface LookupThreadOptions {
+  /** Default "thread". A child process does not share the node's memory: on a machine where
+   * the kernel's memory housekeeping stalls every thread of a large process (see
+   * docs/haproxy.md), its lookups do not stall with the node. Its counters reach the node as
+   * copies every 200 ms. */
+  isolation?: LookupIsolation;
   agent?: AgentListen;
   dns?: DnsListen;
   /** Threads answering on the same ports (SO_REUSEPORT, Linux), default 1: the kernel spreads
@@ -96,6 +109,8 @@ export interface LookupThread {
   close(): Promise<void>;
   /** For tests: stops thread `slot` (default 0) as if it had crashed. */
   killForTest(slot?: number): Promise<void>;
+  /** For tests: the child processes' pids (none for threads). */
+  pidsForTest(): number[];
 }
 
 function sameVerdict(a: AgentVerdict, b: AgentVerdict): boolean {
@@ -141,18 +156,74 @@ function failure(message: string, code: string | undefined): Error {
   return Object.assign(new Error(message), code === undefined ? {} : { code });
 }
 
-/** Starts a thread; resolves once it listens, rejects with the listen error (EADDRINUSE…). */
+/** A running thread or child process, as the node drives it. */
+interface Runner {
+  postMessage(m: LookupThreadCommand): void;
+  on(event: "message", f: (m: LookupThreadReport) => void): void;
+  on(event: "error", f: (e: Error) => void): void;
+  on(event: "exit", f: (code: number | null) => void): void;
+  off(event: "message", f: (m: LookupThreadReport) => void): void;
+  off(event: "error", f: (e: Error) => void): void;
+  off(event: "exit", f: (code: number | null) => void): void;
+  once(event: "exit", f: (code: number | null) => void): void;
+  /** Stops it outright. */
+  terminate(): Promise<unknown>;
+  /** A child process's pid. */
+  readonly pid?: number | undefined;
+}
+
+function threadRunner(init: LookupThreadInit): Runner {
+  const worker = new Worker(workerUrl, { workerData: init, name: "vigil-lookups" });
+  return worker as unknown as Runner;
+}
+
+function processRunner(init: LookupThreadInit): Runner {
+  // No flags from the node's command line: none is needed (Node 24 strips types by default),
+  // and some would break it (--inspect's port is the node's; --input-type or --eval are not
+  // for a file).
+  const child: ChildProcess = fork(fileURLToPath(workerUrl), [], {
+    execArgv: [],
+    serialization: "advanced", // typed arrays cross as such
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  child.send({ type: "init", init });
+  let exited = child.exitCode !== null || child.signalCode !== null;
+  child.once("exit", () => {
+    exited = true;
+  });
+  return {
+    pid: child.pid,
+    postMessage: (m) => {
+      if (child.connected) child.send(m);
+    },
+    on: (event: string, f: (...a: unknown[]) => void) => child.on(event, f),
+    off: (event: string, f: (...a: unknown[]) => void) => child.off(event, f),
+    once: (event: string, f: (...a: unknown[]) => void) => child.once(event, f),
+    terminate: () =>
+      new Promise<void>((resolve) => {
+        if (exited) return resolve();
+        child.once("exit", () => resolve());
+        child.kill("SIGKILL");
+      }),
+  } as Runner;
+}
+
+/** Starts a thread or process; resolves once it listens, rejects with the listen error
+ * (EADDRINUSE…). `onCounters` gets a child process's counter copies. */
 function spawn(
+  isolation: LookupIsolation,
   init: LookupThreadInit,
   onInternalError: ((message: string) => void) | undefined,
-): Promise<{ worker: Worker; agentPort: number | undefined; dnsPort: number | undefined }> {
-  const worker = new Worker(workerUrl, { workerData: init, name: "vigil-lookups" });
+  onCounters: (agent: Float64Array, dns: Float64Array) => void,
+): Promise<{ worker: Runner; agentPort: number | undefined; dnsPort: number | undefined }> {
+  const worker = isolation === "process" ? processRunner(init) : threadRunner(init);
   worker.on("message", (m: LookupThreadReport) => {
     if (m.type === "internal_error") onInternalError?.(m.message);
+    else if (m.type === "counters") onCounters(m.agent, m.dns);
   });
   return new Promise((resolve, reject) => {
     const onMessage = (m: LookupThreadReport): void => {
-      if (m.type === "internal_error") return;
+      if (m.type === "internal_error" || m.type === "counters") return;
       cleanup();
       if (m.type === "ready") resolve({ worker, agentPort: m.agentPort, dnsPort: m.dnsPort });
       else {
@@ -165,9 +236,9 @@ function spawn(
       void worker.terminate();
       reject(e);
     };
-    const onExit = (code: number): void => {
+    const onExit = (code: number | null): void => {
       cleanup();
-      reject(new Error(`lookup thread exited with code ${code} before it listened`));
+      reject(new Error(`lookup ${isolation} exited with code ${code} before it listened`));
     };
     const cleanup = (): void => {
       worker.off("message", onMessage);
@@ -182,14 +253,17 @@ function spawn(
 
 export async function startLookupThread(opts: LookupThreadOptions): Promise<LookupThread> {
   const threads = opts.threads ?? 1;
+  const isolation = opts.isolation ?? "thread";
   if (!Number.isInteger(threads) || threads < 1)
     throw new Error(`threads must be an integer ≥ 1, got ${threads}`);
   const shared = threads > 1;
-  // A block of shared counters per thread: each counts in its own, /metrics reads the sums.
+  // A block of counters per thread: each counts in its own, /metrics reads the sums. Shared
+  // memory for threads; for child processes, the copies they send.
   const blocks = (n: number): Float64Array[] =>
-    Array.from(
-      { length: threads },
-      () => new Float64Array(new SharedArrayBuffer(n * Float64Array.BYTES_PER_ELEMENT)),
+    Array.from({ length: threads }, () =>
+      isolation === "thread"
+        ? new Float64Array(new SharedArrayBuffer(n * Float64Array.BYTES_PER_ELEMENT))
+        : new Float64Array(n),
     );
   const agentCells = blocks(agentStatCells);
   const dnsCells = blocks(dnsStatCells);
@@ -221,7 +295,12 @@ export async function startLookupThread(opts: LookupThreadOptions): Promise<Look
   });
   const agentAsked = opts.agent === undefined ? undefined : { ...opts.agent, reusePort: shared };
   const dnsAsked = opts.dns === undefined ? undefined : { ...opts.dns, reusePort: shared };
-  const workers: (Worker | undefined)[] = new Array(threads).fill(undefined);
+  const workers: (Runner | undefined)[] = new Array(threads).fill(undefined);
+  const start = (slot: number, agent: AgentListen | undefined, dns: DnsListen | undefined) =>
+    spawn(isolation, init(slot, agent, dns), opts.onDnsInternalError, (a, d) => {
+      agentCells[slot]!.set(a);
+      dnsCells[slot]!.set(d);
+    });
   let closing: Promise<void> | undefined;
   let restarts = 0;
   const terminateAll = async (): Promise<void> => {
@@ -229,13 +308,12 @@ export async function startLookupThread(opts: LookupThreadOptions): Promise<Look
   };
 
   // The first thread binds (port 0 resolved); the others join its ports.
-  const first = await spawn(init(0, agentAsked, dnsAsked), opts.onDnsInternalError);
+  const first = await start(0, agentAsked, dnsAsked);
   workers[0] = first.worker;
   const agentAt = agentAsked === undefined ? undefined : { ...agentAsked, port: first.agentPort! };
   const dnsAt = dnsAsked === undefined ? undefined : { ...dnsAsked, port: first.dnsPort! };
   try {
-    for (let slot = 1; slot < threads; slot++)
-      workers[slot] = (await spawn(init(slot, agentAt, dnsAt), opts.onDnsInternalError)).worker;
+    for (let slot = 1; slot < threads; slot++) workers[slot] = (await start(slot, agentAt, dnsAt)).worker;
   } catch (e) {
     await terminateAll();
     throw e;
@@ -245,7 +323,7 @@ export async function startLookupThread(opts: LookupThreadOptions): Promise<Look
     for (const w of workers) w?.postMessage(m);
   };
 
-  const watch = (slot: number, w: Worker): void => {
+  const watch = (slot: number, w: Runner): void => {
     w.on("error", () => {}); // the exit that follows restarts it
     w.once("exit", () => {
       if (closing !== undefined || workers[slot] !== w) return;
@@ -253,7 +331,7 @@ export async function startLookupThread(opts: LookupThreadOptions): Promise<Look
       restarts++;
       // Same addresses, whole tables. One attempt; a node that cannot listen again says so
       // through onRestart and keeps serving everything else (other threads included).
-      spawn(init(slot, agentAt, dnsAt), opts.onDnsInternalError).then(
+      start(slot, agentAt, dnsAt).then(
         (next) => {
           if (closing !== undefined) {
             void next.worker.terminate();
@@ -277,7 +355,7 @@ export async function startLookupThread(opts: LookupThreadOptions): Promise<Look
 
   const close = (): Promise<void> => {
     closing ??= (async () => {
-      const running = workers.filter((w): w is Worker => w !== undefined);
+      const running = workers.filter((w): w is Runner => w !== undefined);
       workers.fill(undefined);
       await Promise.all(
         running.map(async (w) => {
@@ -327,5 +405,6 @@ export async function startLookupThread(opts: LookupThreadOptions): Promise<Look
     async killForTest(slot = 0) {
       await workers[slot]?.terminate();
     },
+    pidsForTest: () => workers.flatMap((w) => (w?.pid === undefined ? [] : [w.pid])),
   };
 }

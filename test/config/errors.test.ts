@@ -446,6 +446,12 @@ const cases: BadCase[] = [
     message: "expected a number of lookup threads from 1 to 64, got 0",
   },
   {
+    name: "lookup_isolation not thread or process",
+    text: "node: { lookup_isolation: fork }\n",
+    path: "node.lookup_isolation",
+    message: /thread.*process/,
+  },
+  {
     name: "lookup_threads not a whole number",
     text: "node: { lookup_threads: 1.5 }\n",
     path: "node.lookup_threads",

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { createSocket } from "node:dgram";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
+import { createInterface } from "node:readline";
 import { after, before, describe, it } from "node:test";
 import fc from "fast-check";
 import { parseConfigText } from "../../src/config/load.ts";
@@ -10,7 +12,7 @@ import { SeededRandom } from "../../src/core/random.ts";
 import { systemClock } from "../../src/runtime/clock.ts";
 import { silentLogger } from "../../src/runtime/log.ts";
 import { VigilNode } from "../../src/runtime/node.ts";
-import { type LookupThread, startLookupThread } from "../../src/serve/lookup-thread.ts";
+import { type LookupIsolation, type LookupThread, startLookupThread } from "../../src/serve/lookup-thread.ts";
 import { askAgent as ask } from "../helpers/agent.ts";
 import { addressesOf, dnsQuery, rcodeOf } from "../helpers/dns.ts";
 import { eventually } from "../helpers/origins.ts";
@@ -29,183 +31,232 @@ interface AgentThread {
   readonly restarts: number;
 }
 
-describe("lookup thread: agent-check", () => {
-  let lookups: LookupThread;
-  let thread: AgentThread;
-  before(async () => {
-    lookups = await startLookupThread({
-      agent: { host: "127.0.0.1", port: 0 },
-      dnsEntries: [],
-      agentEntries: [
-        ["web", "10.0.0.1:80", { state: "up", reason: "", health: "up" }],
-        ["web", "10.0.0.2:80", { state: "down", reason: "status 503", health: "down" }],
-        ["web", "10.0.0.3:80", undefined],
-      ],
-    });
-    thread = {
-      port: lookups.agent!.port,
-      stats: lookups.agent!.stats,
-      update: (e) => lookups.updateAgent(e),
-      killForTest: () => lookups.killForTest(),
-      get restarts() {
-        return lookups.restarts;
-      },
-    };
-  });
-  after(async () => {
-    await lookups.close();
-  });
-
-  it("answers from the table it started with", async () => {
-    assert.equal(await ask(thread.port, "web/10.0.0.1:80\n"), "up ready\n");
-    assert.equal(await ask(thread.port, "web/10.0.0.2:80\n"), "down ready #status 503\n");
-    assert.equal(await ask(thread.port, "web/10.0.0.3:80\n"), "\n", "a row without a verdict is no row");
-    assert.equal(await ask(thread.port, "api/10.0.0.1:80\n"), "\n", "another pool");
-  });
-
-  it("counts into memory the caller reads without a message", async () => {
-    const before = { ...thread.stats.requests };
-    await ask(thread.port, "web/10.0.0.1:80\n");
-    await ask(thread.port, "web/10.0.0.9:80\n");
-    await ask(thread.port, "not a request\n");
-    // The thread counts before it writes the reply, so the counts are there when it arrives.
-    assert.equal(thread.stats.requests.up - before.up, 1);
-    assert.equal(thread.stats.requests.unknown_target - before.unknown_target, 1);
-    assert.equal(thread.stats.requests.bad_request - before.bad_request, 1);
-    assert.equal(thread.stats.badRequestKinds.bad_format, 1);
-    assert.equal(thread.stats.answered, thread.stats.requests.up + thread.stats.requests.down);
-  });
-
-  it("follows updates: a changed verdict, a new row, a removed row", async () => {
-    thread.update([
-      ["web", "10.0.0.1:80", { state: "maint", reason: "deploy", health: "up" }],
-      ["web", "10.0.0.4:80", { state: "drain", reason: "", health: "up" }],
-      ["web", "10.0.0.2:80", undefined],
-    ]);
-    await eventually(async () => (await ask(thread.port, "web/10.0.0.1:80\n")) === "maint\n", "maint");
-    assert.equal(await ask(thread.port, "web/10.0.0.4:80\n"), "up drain\n");
-    assert.equal(await ask(thread.port, "web/10.0.0.2:80\n"), "\n");
-  });
-
-  it("a thread that dies is started again on the same port, with the latest table", async () => {
-    const port = thread.port;
-    thread.update([
-      ["web", "10.0.0.5:80", { state: "down", reason: "timeout after 2000ms", health: "down" }],
-    ]);
-    await eventually(async () => (await ask(port, "web/10.0.0.5:80\n")).startsWith("down"), "row 5 served");
-    const answered = thread.stats.answered;
-    await thread.killForTest();
-    // A change while no thread listens must reach the next one.
-    thread.update([["web", "10.0.0.6:80", { state: "up", reason: "", health: "up" }]]);
-    await eventually(() => thread.restarts === 1, "restarted");
-    const reply = await eventually(async () => {
-      try {
-        return await ask(port, "web/10.0.0.5:80\n");
-      } catch {
-        return undefined; // refused while the new thread starts
-      }
-    }, "answers again");
-    assert.equal(reply, "down ready #timeout after 2000ms\n");
-    await eventually(async () => (await ask(port, "web/10.0.0.6:80\n")) === "up ready\n", "row 6 served");
-    assert.equal(await ask(port, "web/10.0.0.1:80\n"), "maint\n");
-    assert.ok(thread.stats.answered > answered, "counting goes on in the same cells");
-  });
-
-  it("a port in use is the listen error, with its code", async () => {
-    const blocker = createServer();
-    await new Promise<void>((r) => blocker.listen(0, "127.0.0.1", r));
-    const port = (blocker.address() as { port: number }).port;
-    try {
-      await assert.rejects(
-        startLookupThread({ agent: { host: "127.0.0.1", port }, agentEntries: [], dnsEntries: [] }),
-        { code: "EADDRINUSE" },
-      );
-    } finally {
-      blocker.close();
-    }
-  });
-
-  it("close stops the thread and frees the port", async () => {
-    const t = await startLookupThread({
-      agent: { host: "127.0.0.1", port: 0 },
-      agentEntries: [],
-      dnsEntries: [],
-    });
-    await t.close();
-    await assert.rejects(ask(t.agent!.port, "web/10.0.0.1:80\n"), { code: "ECONNREFUSED" });
-  });
-});
-
-describe("lookup thread: DNS", () => {
-  const a = async (port: number, name: string): Promise<{ rcode: string; ips: string[] }> => {
-    const p = await dnsQuery(port, name, "A");
-    return { rcode: rcodeOf(p), ips: addressesOf(p) };
-  };
-
-  it("answers from the pools it was given, follows updates, and comes back after a crash", async () => {
-    const t = await startLookupThread({
-      dns: { host: "127.0.0.1", port: 0 },
-      agent: { host: "127.0.0.1", port: 0 },
-      agentEntries: [["web", "10.0.0.1:80", { state: "up", reason: "", health: "up" }]],
-      dnsEntries: [
-        ["web", [{ host: "10.0.0.1", port: 80 }]],
-        ["gone", undefined],
-      ],
-    });
-    try {
-      const port = t.dns!.port;
-      assert.deepEqual(await a(port, "web.service.vigil."), { rcode: "NOERROR", ips: ["10.0.0.1"] });
-      assert.equal((await a(port, "gone.service.vigil.")).rcode, "NXDOMAIN");
-      t.updateDns([
-        [
-          "web",
-          [
-            { host: "10.0.0.1", port: 80 },
-            { host: "10.0.0.2", port: 80 },
-          ],
+function agentSuite(isolation: LookupIsolation): void {
+  describe(`lookup ${isolation}: agent-check`, () => {
+    let lookups: LookupThread;
+    let thread: AgentThread;
+    before(async () => {
+      lookups = await startLookupThread({
+        isolation,
+        agent: { host: "127.0.0.1", port: 0 },
+        dnsEntries: [],
+        agentEntries: [
+          ["web", "10.0.0.1:80", { state: "up", reason: "", health: "up" }],
+          ["web", "10.0.0.2:80", { state: "down", reason: "status 503", health: "down" }],
+          ["web", "10.0.0.3:80", undefined],
         ],
-        ["api", []],
-      ]);
-      await eventually(async () => (await a(port, "web.service.vigil.")).ips.length === 2, "second target");
-      assert.deepEqual(await a(port, "api.service.vigil."), { rcode: "NOERROR", ips: [] });
-      const noerror = t.dns!.stats.responses.udp.NOERROR;
-      assert.ok(noerror >= 3, `NOERROR counted in shared memory: ${noerror}`);
-      await t.killForTest();
-      t.updateDns([["web", undefined]]); // while no thread listens
-      await eventually(() => t.restarts === 1, "restarted");
-      await eventually(async () => {
-        try {
-          return (await a(port, "web.service.vigil.")).rcode === "NXDOMAIN";
-        } catch {
-          return false;
-        }
-      }, "the new thread has the latest table");
-      assert.deepEqual(await a(port, "api.service.vigil."), { rcode: "NOERROR", ips: [] });
-      assert.equal(await ask(t.agent!.port, "web/10.0.0.1:80\n"), "up ready\n", "the agent came back too");
-      assert.ok(t.dns!.stats.responses.udp.NOERROR > noerror, "counting goes on in the same cells");
-    } finally {
-      await t.close();
-    }
-  });
+      });
+      thread = {
+        port: lookups.agent!.port,
+        stats: lookups.agent!.stats,
+        update: (e) => lookups.updateAgent(e),
+        killForTest: () => lookups.killForTest(),
+        get restarts() {
+          return lookups.restarts;
+        },
+      };
+    });
+    after(async () => {
+      await lookups.close();
+    });
 
-  it("a DNS port it cannot bind is the node's listen error", async () => {
-    const blocker = createSocket("udp4");
-    await new Promise<void>((r) => blocker.bind(0, "127.0.0.1", r));
-    try {
-      await assert.rejects(
-        startLookupThread({
-          dns: { host: "127.0.0.1", port: blocker.address().port },
-          agentEntries: [],
-          dnsEntries: [],
-        }),
-        (e: unknown) =>
-          isVigilError(e) && e.code === "VIGIL_ERR_UNAVAILABLE" && /cannot listen/.test(e.message),
-      );
-    } finally {
-      blocker.close();
-    }
+    it("answers from the table it started with", async () => {
+      assert.equal(await ask(thread.port, "web/10.0.0.1:80\n"), "up ready\n");
+      assert.equal(await ask(thread.port, "web/10.0.0.2:80\n"), "down ready #status 503\n");
+      assert.equal(await ask(thread.port, "web/10.0.0.3:80\n"), "\n", "a row without a verdict is no row");
+      assert.equal(await ask(thread.port, "api/10.0.0.1:80\n"), "\n", "another pool");
+    });
+
+    it("counts into memory the caller reads (a thread's without a message)", async () => {
+      // A child process's copies trail by up to 200 ms: let the previous test's four lookups
+      // arrive before taking the baseline.
+      if (isolation === "process")
+        await eventually(() => thread.stats.answered + thread.stats.unknownTargets >= 4, "earlier counts");
+      const before = { ...thread.stats.requests };
+      await ask(thread.port, "web/10.0.0.1:80\n");
+      await ask(thread.port, "web/10.0.0.9:80\n");
+      await ask(thread.port, "not a request\n");
+      // A thread counts before it writes the reply, so the counts are there when it arrives; a
+      // child process sends its counts within 200 ms.
+      if (isolation === "process")
+        await eventually(() => thread.stats.requests.bad_request - before.bad_request === 1, "counts sent");
+      assert.equal(thread.stats.requests.up - before.up, 1);
+      assert.equal(thread.stats.requests.unknown_target - before.unknown_target, 1);
+      assert.equal(thread.stats.requests.bad_request - before.bad_request, 1);
+      assert.equal(thread.stats.badRequestKinds.bad_format, 1);
+      assert.equal(thread.stats.answered, thread.stats.requests.up + thread.stats.requests.down);
+    });
+
+    it("follows updates: a changed verdict, a new row, a removed row", async () => {
+      thread.update([
+        ["web", "10.0.0.1:80", { state: "maint", reason: "deploy", health: "up" }],
+        ["web", "10.0.0.4:80", { state: "drain", reason: "", health: "up" }],
+        ["web", "10.0.0.2:80", undefined],
+      ]);
+      await eventually(async () => (await ask(thread.port, "web/10.0.0.1:80\n")) === "maint\n", "maint");
+      assert.equal(await ask(thread.port, "web/10.0.0.4:80\n"), "up drain\n");
+      assert.equal(await ask(thread.port, "web/10.0.0.2:80\n"), "\n");
+    });
+
+    it("a thread that dies is started again on the same port, with the latest table", async () => {
+      const port = thread.port;
+      thread.update([
+        ["web", "10.0.0.5:80", { state: "down", reason: "timeout after 2000ms", health: "down" }],
+      ]);
+      await eventually(async () => (await ask(port, "web/10.0.0.5:80\n")).startsWith("down"), "row 5 served");
+      const answered = thread.stats.answered;
+      await thread.killForTest();
+      // A change while no thread listens must reach the next one.
+      thread.update([["web", "10.0.0.6:80", { state: "up", reason: "", health: "up" }]]);
+      await eventually(() => thread.restarts === 1, "restarted");
+      const reply = await eventually(async () => {
+        try {
+          return await ask(port, "web/10.0.0.5:80\n");
+        } catch {
+          return undefined; // refused while the new thread starts
+        }
+      }, "answers again");
+      assert.equal(reply, "down ready #timeout after 2000ms\n");
+      await eventually(async () => (await ask(port, "web/10.0.0.6:80\n")) === "up ready\n", "row 6 served");
+      assert.equal(await ask(port, "web/10.0.0.1:80\n"), "maint\n");
+      await eventually(() => thread.stats.answered > answered, "counting goes on from where it was");
+    });
+
+    it("a thread that dies with connections open does not leave them counted as open", async () => {
+      const held = connect({ port: thread.port, host: "127.0.0.1" });
+      held.on("error", () => {});
+      try {
+        await eventually(() => thread.stats.activeConnections === 1, "one connection held open");
+        const restarts = thread.restarts;
+        await thread.killForTest();
+        await eventually(() => thread.restarts === restarts + 1, "restarted");
+        await eventually(async () => {
+          try {
+            return (await ask(thread.port, "web/10.0.0.1:80\n")).length > 0;
+          } catch {
+            return false; // refused while the new thread starts
+          }
+        }, "answers again");
+        await eventually(() => thread.stats.activeConnections === 0, "no connection counted open");
+      } finally {
+        held.destroy();
+      }
+    });
+
+    it("a port in use is the listen error, with its code", async () => {
+      const blocker = createServer();
+      await new Promise<void>((r) => blocker.listen(0, "127.0.0.1", r));
+      const port = (blocker.address() as { port: number }).port;
+      try {
+        await assert.rejects(
+          startLookupThread({
+            isolation,
+            agent: { host: "127.0.0.1", port },
+            agentEntries: [],
+            dnsEntries: [],
+          }),
+          { code: "EADDRINUSE" },
+        );
+      } finally {
+        blocker.close();
+      }
+    });
+
+    it("close stops the thread and frees the port", async () => {
+      const t = await startLookupThread({
+        isolation,
+        agent: { host: "127.0.0.1", port: 0 },
+        agentEntries: [],
+        dnsEntries: [],
+      });
+      await t.close();
+      await assert.rejects(ask(t.agent!.port, "web/10.0.0.1:80\n"), { code: "ECONNREFUSED" });
+    });
   });
-});
+}
+
+function dnsSuite(isolation: LookupIsolation): void {
+  describe(`lookup ${isolation}: DNS`, () => {
+    const a = async (port: number, name: string): Promise<{ rcode: string; ips: string[] }> => {
+      const p = await dnsQuery(port, name, "A");
+      return { rcode: rcodeOf(p), ips: addressesOf(p) };
+    };
+
+    it("answers from the pools it was given, follows updates, and comes back after a crash", async () => {
+      const t = await startLookupThread({
+        isolation,
+        dns: { host: "127.0.0.1", port: 0 },
+        agent: { host: "127.0.0.1", port: 0 },
+        agentEntries: [["web", "10.0.0.1:80", { state: "up", reason: "", health: "up" }]],
+        dnsEntries: [
+          ["web", [{ host: "10.0.0.1", port: 80 }]],
+          ["gone", undefined],
+        ],
+      });
+      try {
+        const port = t.dns!.port;
+        assert.deepEqual(await a(port, "web.service.vigil."), { rcode: "NOERROR", ips: ["10.0.0.1"] });
+        assert.equal((await a(port, "gone.service.vigil.")).rcode, "NXDOMAIN");
+        t.updateDns([
+          [
+            "web",
+            [
+              { host: "10.0.0.1", port: 80 },
+              { host: "10.0.0.2", port: 80 },
+            ],
+          ],
+          ["api", []],
+        ]);
+        await eventually(async () => (await a(port, "web.service.vigil.")).ips.length === 2, "second target");
+        assert.deepEqual(await a(port, "api.service.vigil."), { rcode: "NOERROR", ips: [] });
+        await eventually(() => t.dns!.stats.responses.udp.NOERROR >= 3, "NOERROR counted");
+        const noerror = t.dns!.stats.responses.udp.NOERROR;
+        await t.killForTest();
+        t.updateDns([["web", undefined]]); // while no thread listens
+        await eventually(() => t.restarts === 1, "restarted");
+        await eventually(async () => {
+          try {
+            return (await a(port, "web.service.vigil.")).rcode === "NXDOMAIN";
+          } catch {
+            return false;
+          }
+        }, "the new thread has the latest table");
+        assert.deepEqual(await a(port, "api.service.vigil."), { rcode: "NOERROR", ips: [] });
+        assert.equal(await ask(t.agent!.port, "web/10.0.0.1:80\n"), "up ready\n", "the agent came back too");
+        await eventually(
+          () => t.dns!.stats.responses.udp.NOERROR > noerror,
+          "counting goes on from where it was",
+        );
+      } finally {
+        await t.close();
+      }
+    });
+
+    it("a DNS port it cannot bind is the node's listen error", async () => {
+      const blocker = createSocket("udp4");
+      await new Promise<void>((r) => blocker.bind(0, "127.0.0.1", r));
+      try {
+        await assert.rejects(
+          startLookupThread({
+            isolation,
+            dns: { host: "127.0.0.1", port: blocker.address().port },
+            agentEntries: [],
+            dnsEntries: [],
+          }),
+          (e: unknown) =>
+            isVigilError(e) && e.code === "VIGIL_ERR_UNAVAILABLE" && /cannot listen/.test(e.message),
+        );
+      } finally {
+        blocker.close();
+      }
+    });
+  });
+}
+
+for (const isolation of ["thread", "process"] as const) {
+  agentSuite(isolation);
+  dnsSuite(isolation);
+}
 
 describe("two lookup threads on the same ports (SO_REUSEPORT)", () => {
   it("both answer, counts add up, and one dying leaves the other answering", async () => {
@@ -250,73 +301,77 @@ describe("two lookup threads on the same ports (SO_REUSEPORT)", () => {
   });
 });
 
-describe("lookup thread inside a node: agent-check", () => {
-  /** What each target's checks return now, by host: the test flips them. */
-  const { prober, results } = scriptedProber();
-  let node: VigilNode;
-  before(async () => {
-    const cfg = parseConfigText(
-      `
-node: { name: a1, api: "127.0.0.1:0", gossip: "127.0.0.1:0", agent: "127.0.0.1:0", lookup_threads: 2 }
+for (const isolation of ["thread", "process"] as const)
+  describe(`lookup ${isolation} (two) inside a node: agent-check`, () => {
+    /** What each target's checks return now, by host: the test flips them. */
+    const { prober, results } = scriptedProber();
+    let node: VigilNode;
+    before(async () => {
+      const cfg = parseConfigText(
+        `
+node: { name: a1, api: "127.0.0.1:0", gossip: "127.0.0.1:0", agent: "127.0.0.1:0", lookup_threads: 2, lookup_isolation: ${isolation} }
 defaults: { interval: 100ms, timeout: 80ms, rise: 1, fall: 1 }
 pools:
   web:
     check: { type: http, path: /healthz }
     targets: [10.1.0.1:80, 10.1.0.2:80]
 `,
-      "<test>",
-    );
-    node = new VigilNode(cfg, {
-      clock: systemClock,
-      random: new SeededRandom(3),
-      prober,
-      logger: silentLogger,
+        "<test>",
+      );
+      node = new VigilNode(cfg, {
+        clock: systemClock,
+        random: new SeededRandom(3),
+        prober,
+        logger: silentLogger,
+      });
+      await node.start();
     });
-    await node.start();
-  });
-  after(async () => {
-    await node.stop();
-  });
-  const agent = (line: string) => ask(node.agentPort!, line);
-  const until = (line: string, want: string) =>
-    eventually(async () => (await agent(line)) === want, `${line.trim()} answers ${JSON.stringify(want)}`);
-
-  it("follows verdicts, a down target's reason, admin states, pools added and deleted", async () => {
-    await until("web/10.1.0.1:80\n", "up ready\n");
-    results.set("10.1.0.2", { ok: false, latencyMs: 0.1, reason: "status 503" });
-    await until("web/10.1.0.2:80\n", "down ready #status 503\n");
-    // Still down, for another reason: no flip, but the reply changes.
-    results.set("10.1.0.2", { ok: false, latencyMs: 80, reason: "timeout after 80ms" });
-    await until("web/10.1.0.2:80\n", "down ready #timeout after 80ms\n");
-    results.delete("10.1.0.2");
-    await until("web/10.1.0.2:80\n", "up ready\n");
-    node.setAdmin("web", "10.1.0.1:80", { state: "maint", reason: "kernel upgrade" });
-    await until("web/10.1.0.1:80\n", "maint\n");
-    node.setAdmin("web", "10.1.0.1:80", { state: "none" });
-    await until("web/10.1.0.1:80\n", "up ready\n");
-    node.putPool("api", {
-      check: { type: "tcp" },
-      interval: "100ms",
-      timeout: "80ms",
-      rise: 1,
-      fall: 1,
-      targets: ["10.1.0.9:81"],
+    after(async () => {
+      await node.stop();
     });
-    await until("api/10.1.0.9:81\n", "up ready\n");
-    node.deletePool("api");
-    await until("api/10.1.0.9:81\n", "\n");
-  });
+    const agent = (line: string) => ask(node.agentPort!, line);
+    const until = (line: string, want: string) =>
+      eventually(async () => (await agent(line)) === want, `${line.trim()} answers ${JSON.stringify(want)}`);
 
-  it("its counts reach the node's /metrics", async () => {
-    await agent("web/10.1.0.1:80\n");
-    const text = await (await fetch(`${node.apiUrl}/metrics`)).text();
-    const up = Number(/vigil_agent_requests_total\{result="up"\} (\d+)/.exec(text)?.[1]);
-    assert.ok(up >= 1, `up count ${up}`);
-    assert.equal(up, node.agentStats?.requests.up);
-    assert.match(text, /^vigil_lookup_threads 2$/m);
-    assert.match(text, /^vigil_lookup_thread_restarts_total 0$/m);
+    it("follows verdicts, a down target's reason, admin states, pools added and deleted", async () => {
+      await until("web/10.1.0.1:80\n", "up ready\n");
+      results.set("10.1.0.2", { ok: false, latencyMs: 0.1, reason: "status 503" });
+      await until("web/10.1.0.2:80\n", "down ready #status 503\n");
+      // Still down, for another reason: no flip, but the reply changes.
+      results.set("10.1.0.2", { ok: false, latencyMs: 80, reason: "timeout after 80ms" });
+      await until("web/10.1.0.2:80\n", "down ready #timeout after 80ms\n");
+      results.delete("10.1.0.2");
+      await until("web/10.1.0.2:80\n", "up ready\n");
+      node.setAdmin("web", "10.1.0.1:80", { state: "maint", reason: "kernel upgrade" });
+      await until("web/10.1.0.1:80\n", "maint\n");
+      node.setAdmin("web", "10.1.0.1:80", { state: "none" });
+      await until("web/10.1.0.1:80\n", "up ready\n");
+      node.putPool("api", {
+        check: { type: "tcp" },
+        interval: "100ms",
+        timeout: "80ms",
+        rise: 1,
+        fall: 1,
+        targets: ["10.1.0.9:81"],
+      });
+      await until("api/10.1.0.9:81\n", "up ready\n");
+      node.deletePool("api");
+      await until("api/10.1.0.9:81\n", "\n");
+    });
+
+    it("its counts reach the node's /metrics", async () => {
+      const before = node.agentStats?.requests.up ?? 0;
+      await agent("web/10.1.0.1:80\n");
+      // A child process's counts arrive within 200 ms; a thread's are there at once.
+      await eventually(() => (node.agentStats?.requests.up ?? 0) > before, "the lookup counted");
+      const text = await (await fetch(`${node.apiUrl}/metrics`)).text();
+      const up = Number(/vigil_agent_requests_total\{result="up"\} (\d+)/.exec(text)?.[1]);
+      assert.ok(up >= 1, `up count ${up}`);
+      assert.equal(up, node.agentStats?.requests.up);
+      assert.match(text, /^vigil_lookup_threads 2$/m);
+      assert.match(text, /^vigil_lookup_thread_restarts_total 0$/m);
+    });
   });
-});
 
 describe("lookup thread: the agent table follows any sequence of updates", () => {
   it("answers as a plain map given the same updates would (random sequences)", async () => {
@@ -376,5 +431,66 @@ describe("lookup thread: the agent table follows any sequence of updates", () =>
     } finally {
       await t.close();
     }
+  });
+});
+
+describe("lookup process: tied to the node's life", () => {
+  it("exits when its node is killed (SIGKILL), freeing the port", async () => {
+    // A node process that starts a lookup process, says its port, and is then killed outright.
+    const script = `
+      import { startLookupThread } from ${JSON.stringify(new URL("../../src/serve/lookup-thread.ts", import.meta.url).href)};
+      const t = await startLookupThread({ isolation: "process", agent: { host: "127.0.0.1", port: 0 },
+        agentEntries: [["web", "10.0.0.1:80", { state: "up", reason: "", health: "up" }]], dnsEntries: [] });
+      process.stdout.write(t.agent.port + "\\n");
+      setInterval(() => {}, 1000);
+    `;
+    const node = spawn(process.execPath, ["--input-type=module", "-e", script], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    try {
+      const port = Number(
+        await new Promise<string>((resolve, reject) => {
+          createInterface({ input: node.stdout! }).once("line", resolve);
+          node.once("exit", (code) =>
+            reject(new Error(`the node exited with code ${code} before it listened`)),
+          );
+        }),
+      );
+      assert.equal(await ask(port, "web/10.0.0.1:80\n"), "up ready\n");
+      node.kill("SIGKILL");
+      await eventually(async () => {
+        try {
+          await ask(port, "web/10.0.0.1:80\n");
+          return false;
+        } catch (e) {
+          return (e as NodeJS.ErrnoException).code === "ECONNREFUSED";
+        }
+      }, "the orphaned lookup process gone and its port free");
+    } finally {
+      node.kill("SIGKILL");
+    }
+  });
+
+  it("a SIGINT or SIGTERM to the lookup process (a terminal's Ctrl-C reaches the whole group) does not stop it; the node does", async () => {
+    const t = await startLookupThread({
+      isolation: "process",
+      agent: { host: "127.0.0.1", port: 0 },
+      agentEntries: [["web", "10.0.0.1:80", { state: "up", reason: "", health: "up" }]],
+      dnsEntries: [],
+    });
+    try {
+      const pids = t.pidsForTest();
+      assert.equal(pids.length, 1);
+      process.kill(pids[0]!, "SIGINT");
+      process.kill(pids[0]!, "SIGTERM");
+      // The signals are pending before it can take the next connection: answering it means it
+      // ran with them delivered and lived.
+      assert.equal(await ask(t.agent!.port, "web/10.0.0.1:80\n"), "up ready\n");
+      process.kill(pids[0]!, 0); // throws if gone
+      assert.equal(t.restarts, 0);
+    } finally {
+      await t.close();
+    }
+    await assert.rejects(ask(t.agent!.port, "web/10.0.0.1:80\n"), { code: "ECONNREFUSED" });
   });
 });
