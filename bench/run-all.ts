@@ -13,6 +13,7 @@ const all = [
   "http-checker",
   "lookup",
   "agent-isolation",
+  "lookup-isolation",
   "store",
   "history",
   "dashboard",
