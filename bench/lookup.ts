@@ -965,7 +965,10 @@ async function main(): Promise<void> {
   const write = arg("write", 1) !== 0;
   const loadBefore = loadavg().map((x) => round(x, 2));
   const { node, apiPort, agentPort, dnsPort, firstMinuteLoopDelayMsMax } = await startNode();
-  const cost = arg("in-process", 1) !== 0 ? await inProcess(node) : { agentLookupMicros: 0, agentVerdictMicros: 0, httpTargetMicros: 0, httpParseMicros: 0 };
+  const cost =
+    arg("in-process", 1) !== 0
+      ? await inProcess(node)
+      : { agentLookupMicros: 0, agentVerdictMicros: 0, httpTargetMicros: 0, httpParseMicros: 0 };
   progress(
     `in process: agent lookup ${cost.agentLookupMicros} µs (agent server's ${cost.agentVerdictMicros} µs), ` +
       `target view + JSON ${cost.httpTargetMicros} µs, fast-path parse ${cost.httpParseMicros} µs`,
