@@ -18,14 +18,23 @@
 //                                     [--ballast-mb=850 --settle=20 --memory-rounds=2]
 //
 // Loopback only; needs a C compiler (cc) for the generator and the C server.
-import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
-import { loadavg, tmpdir } from "node:os";
-import { join } from "node:path";
+import { spawn } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { isMainThread, parentPort, Worker } from "node:worker_threads";
-import { arg, argString, LatencyHistogram, procCpuMs, progress, round, writeResults } from "./lib.ts";
+import {
+  type AgentLoadRun,
+  arg,
+  argString,
+  buildC,
+  procCpuMs,
+  progress,
+  round,
+  runAgentLoad,
+  writeResults,
+} from "./lib.ts";
 
 const self = fileURLToPath(import.meta.url);
 const serve = argString("serve", "");
@@ -70,68 +79,10 @@ if (serve === "hold") {
   await main();
 }
 
-function build(name: string, extra: string[] = []): string {
-  const out = join(mkdtempSync(join(tmpdir(), `vigil-${name}-`)), name);
-  execFileSync("cc", ["-O2", "-o", out, fileURLToPath(new URL(`./${name}.c`, import.meta.url)), ...extra], {
-    stdio: ["ignore", "ignore", "inherit"],
-  });
-  return out;
-}
-
-interface Run {
-  answered: number;
-  errors: number;
-  p50Ms: number;
-  p99Ms: number;
-  maxMs: number;
-  sendLagP99Ms: number;
+type Run = AgentLoadRun & {
   /** The server process's CPU (user + system) per answered lookup. */
   serverCpuMicrosPerLookup: number;
-}
-
-function generate(gen: string, port: number, rate: number, seconds: number): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const g = spawn(
-      gen,
-      [`--port=${port}`, `--rate=${rate}`, `--seconds=${seconds}`, "--conns=64", "--offset=0"],
-      {
-        stdio: ["pipe", "pipe", "ignore"],
-      },
-    );
-    let out = "";
-    g.stdout!.on("data", (d) => {
-      out += d;
-    });
-    g.stdin!.end("go\n");
-    g.on("error", reject);
-    g.on("exit", () => {
-      const line = out.trim().split("\n").at(-1) ?? "";
-      try {
-        const r = JSON.parse(line) as {
-          answered: number;
-          errors: number;
-          latency: [number, number][];
-          lag: [number, number][];
-        };
-        const latency = new LatencyHistogram();
-        latency.merge(r.latency);
-        const lag = new LatencyHistogram();
-        lag.merge(r.lag);
-        resolve({
-          serverCpuMicrosPerLookup: 0,
-          answered: r.answered,
-          errors: r.errors,
-          p50Ms: latency.percentile(50),
-          p99Ms: latency.percentile(99),
-          maxMs: latency.percentile(100),
-          sendLagP99Ms: lag.percentile(99),
-        });
-      } catch (e) {
-        reject(new Error(`generator report unreadable: ${(e as Error).message}`));
-      }
-    });
-  });
-}
+};
 
 interface Served {
   port: number;
@@ -159,7 +110,7 @@ async function startServer(cmd: string, args: string[]): Promise<Served> {
 /** One generator run against `server`, with the server's CPU over it. */
 async function measure(gen: string, server: Served, rate: number, seconds: number): Promise<Run> {
   const cpu0 = server.cpuMs();
-  const r = await generate(gen, server.port, rate, seconds);
+  const r = await runAgentLoad(gen, server.port, rate, seconds);
   const cpuMs = server.cpuMs() - cpu0;
   return { ...r, serverCpuMicrosPerLookup: round((cpuMs * 1000) / Math.max(1, r.answered), 1) };
 }
@@ -213,7 +164,7 @@ async function memoryPhase(gen: string, rate: number, seconds: number, runs: num
         for (const args of arms[k]!.procs) procs.push(await startServer(process.execPath, args));
         await new Promise((r) => setTimeout(r, settleMs));
         const server = procs[0]!;
-        await generate(gen, server.port, rate, seconds); // warm-up, not kept
+        await runAgentLoad(gen, server.port, rate, seconds); // warm-up, not kept
         for (let i = 0; i < runs; i++) {
           const k0 = kdamondCpuMs();
           const r = await measure(gen, server, rate, seconds);
@@ -240,8 +191,8 @@ async function main(): Promise<void> {
   const rate = arg("rate", 5000);
   const seconds = arg("seconds", 5);
   const runs = arg("runs", 3);
-  const gen = build("agent-load", ["-lm"]);
-  const floor = build("agent-floor");
+  const gen = buildC("agent-load", ["-lm"]);
+  const floor = buildC("agent-floor");
   const servers: { name: string; cmd: string; args: string[] }[] = [];
   for (const transport of ["libuv", "net"])
     servers.push(
@@ -264,7 +215,7 @@ async function main(): Promise<void> {
   const started: Served[] = [];
   try {
     for (const s of servers) started.push(await startServer(s.cmd, s.args));
-    for (const server of started) await generate(gen, server.port, rate, seconds); // warm-up, not kept
+    for (const server of started) await runAgentLoad(gen, server.port, rate, seconds); // warm-up, not kept
     const kept: Run[][] = servers.map(() => []);
     for (let i = 0; i < runs; i++)
       for (let k = 0; k < servers.length; k++) {

@@ -1,4 +1,6 @@
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -148,4 +150,71 @@ export class LatencyHistogram {
       this.n += c;
     }
   }
+}
+
+/** Builds bench/<name>.c with the machine's C compiler into a temp dir; throws without one. */
+export function buildC(name: string, extra: string[] = []): string {
+  const out = join(mkdtempSync(join(tmpdir(), `vigil-${name}-`)), name);
+  execFileSync("cc", ["-O2", "-o", out, fileURLToPath(new URL(`./${name}.c`, import.meta.url)), ...extra], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  return out;
+}
+
+/** One run of the C agent generator (bench/agent-load.c) against `port`. */
+export interface AgentLoadRun {
+  answered: number;
+  errors: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  sendLagP99Ms: number;
+}
+
+/** Runs bench/agent-load.c (built by buildC) at `rate` for `seconds`, 64 connections at most. */
+export function runAgentLoad(
+  gen: string,
+  port: number,
+  rate: number,
+  seconds: number,
+): Promise<AgentLoadRun> {
+  return new Promise((resolve, reject) => {
+    const g = spawn(
+      gen,
+      [`--port=${port}`, `--rate=${rate}`, `--seconds=${seconds}`, "--conns=64", "--offset=0"],
+      {
+        stdio: ["pipe", "pipe", "inherit"],
+      },
+    );
+    let out = "";
+    g.stdout!.on("data", (d) => {
+      out += d;
+    });
+    g.stdin!.end("go\n");
+    g.on("error", reject);
+    g.on("exit", () => {
+      try {
+        const r = JSON.parse(out.trim().split("\n").at(-1) ?? "") as {
+          answered: number;
+          errors: number;
+          latency: [number, number][];
+          lag: [number, number][];
+        };
+        const latency = new LatencyHistogram();
+        latency.merge(r.latency);
+        const lag = new LatencyHistogram();
+        lag.merge(r.lag);
+        resolve({
+          answered: r.answered,
+          errors: r.errors,
+          p50Ms: latency.percentile(50),
+          p99Ms: latency.percentile(99),
+          maxMs: latency.percentile(100),
+          sendLagP99Ms: lag.percentile(99),
+        });
+      } catch (e) {
+        reject(new Error(`generator report unreadable: ${(e as Error).message}`));
+      }
+    });
+  });
 }

@@ -34,7 +34,7 @@
 //
 // Targets (issue 5): p99 under 1 ms at 5,000 lookups/s on loopback; a maximum rate aiming at
 // 50,000/s on a 2-core machine.
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { createSocket as createUdpSocket, type Socket as UdpSocket } from "node:dgram";
 import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
@@ -44,30 +44,23 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { encode as dnsEncode } from "dns-packet";
-import type { CheckResult, Prober } from "../src/checkers/types.ts";
 import type { VigilNode } from "../src/runtime/node.ts";
-import { arg, LatencyHistogram, procCpuMs, progress, round, writeResults } from "./lib.ts";
+import { arg, buildC, LatencyHistogram, procCpuMs, progress, round, writeResults } from "./lib.ts";
+import {
+  LOOKUP_TARGETS,
+  lookupPoolOf,
+  lookupPoolsYaml,
+  lookupTargetKey,
+  startJudgedNode,
+} from "./lookup-node.ts";
 
-const POOLS = 10;
 /** The targets' check interval while lookups are measured: 1 h barely checks (lookups alone);
  * `--check-interval=2s` keeps the node checking 5,000 targets a second (stub prober) meanwhile. */
-const checkInterval = process.argv.find((a) => a.startsWith("--check-interval="))?.split("=")[1] ?? "1h";
+const checkInterval = flag("check-interval") ?? "1h";
 /** node.lookup_threads: agent-check threads sharing the port (SO_REUSEPORT). */
-const lookupThreads = Number(
-  process.argv.find((a) => a.startsWith("--lookup-threads="))?.split("=")[1] ?? "1",
-);
+const lookupThreads = Number(flag("lookup-threads") ?? "1");
 /** node.lookup_isolation: thread (default) or process. */
-const lookupIsolation =
-  process.argv.find((a) => a.startsWith("--lookup-isolation="))?.split("=")[1] ?? "thread";
-const PER_POOL = 1_000;
-const TARGETS = POOLS * PER_POOL;
-
-function targetKey(i: number): string {
-  return `127.1.${(i >> 8) & 255}.${i & 255}:9`;
-}
-function poolOf(i: number): string {
-  return `p${i % POOLS}`;
-}
+const lookupIsolation = flag("lookup-isolation") ?? "thread";
 
 type Mode = "agent" | "http" | "dns";
 
@@ -146,9 +139,9 @@ class Generator {
         );
       return;
     }
-    for (let i = 0; i < TARGETS; i++) {
-      const key = targetKey(i);
-      const pool = poolOf(i);
+    for (let i = 0; i < LOOKUP_TARGETS; i++) {
+      const key = lookupTargetKey(i);
+      const pool = lookupPoolOf(i);
       this.requests.push(
         Buffer.from(
           mode === "agent"
@@ -268,7 +261,7 @@ class Generator {
   private agent(index: number, issuedMs: number, dueMs: number): void {
     this.inflight++;
     this.sent++;
-    const which = index % TARGETS;
+    const which = index % LOOKUP_TARGETS;
     const s = connect(this.port, "127.0.0.1");
     s.setNoDelay(true);
     let got: Buffer | undefined;
@@ -292,11 +285,11 @@ class Generator {
   }
 
   request(index: number): Buffer {
-    return this.requests[index % TARGETS]!;
+    return this.requests[index % LOOKUP_TARGETS]!;
   }
 
   expect(index: number): Buffer {
-    return this.expected[index % TARGETS]!;
+    return this.expected[index % LOOKUP_TARGETS]!;
   }
 }
 
@@ -449,23 +442,8 @@ async function runGenerator(): Promise<void> {
 
 // ── the node and the orchestration (this process) ───────────────────────────
 
-/** Checks answer at once: every 20th target fails with 503, the rest are up. */
-const stubProber: Prober = {
-  check(req): Promise<CheckResult> {
-    const last = Number(req.target.host.split(".")[3]);
-    const ok = last % 20 !== 0;
-    return Promise.resolve({ ok, latencyMs: 0.4, reason: ok ? "status 200" : "status 503" });
-  },
-  close: () => Promise.resolve(),
-};
-
 function config(): string {
-  const pools: string[] = [];
-  for (let p = 0; p < POOLS; p++) {
-    const keys: string[] = [];
-    for (let i = p; i < TARGETS; i += POOLS) keys.push(targetKey(i));
-    pools.push(`  p${p}:\n    check: { type: http, path: /healthz }\n    targets: [${keys.join(", ")}]`);
-  }
+  const pools = lookupPoolsYaml();
   for (let p = 0; p < DNS_POOLS; p++) {
     const keys = Array.from({ length: DNS_PER_POOL }, (_, i) => dnsTargetKey(p, i));
     pools.push(`  d${p}:\n    check: { type: tcp }\n    targets: [${keys.join(", ")}]`);
@@ -484,43 +462,8 @@ async function startNode(): Promise<{
   dnsPort: number;
   firstMinuteLoopDelayMsMax: number;
 }> {
-  // Imported here, not at the top: the generator processes need none of the node.
-  const { parseConfigText } = await import("../src/config/load.ts");
-  const { systemClock } = await import("../src/runtime/clock.ts");
-  const { SeededRandom } = await import("../src/core/random.ts");
-  const { silentLogger } = await import("../src/runtime/log.ts");
-  const { VigilNode } = await import("../src/runtime/node.ts");
-  const cfg = parseConfigText(config(), "<bench>");
-  const node = new VigilNode(cfg, {
-    clock: systemClock,
-    random: new SeededRandom(5),
-    prober: stubProber,
-    logger: silentLogger,
-    lookupThread: arg("agent-thread", 1) !== 0,
-  });
-  await node.start();
-  // Every target checked once or twice (first checks spread over one 2 s interval)...
-  const deadline = performance.now() + 15_000;
-  for (;;) {
-    await new Promise((r) => setTimeout(r, 500));
-    const counts = (node.listPools() as { counts: Record<string, number> }[]).reduce(
-      (acc, p) => {
-        for (const [k, v] of Object.entries(p.counts)) acc[k] = (acc[k] ?? 0) + v;
-        return acc;
-      },
-      {} as Record<string, number>,
-    );
-    if ((counts.unknown ?? 0) === 0) {
-      progress(`all targets judged: ${JSON.stringify(counts)}`);
-      break;
-    }
-    if (performance.now() > deadline) throw new Error(`targets still unknown: ${JSON.stringify(counts)}`);
-  }
-  // ...then a 1 h interval, so checks barely run while lookups are measured.
-  for (const name of node.core.poolNames()) {
-    const raw = node.config.rawPools.get(name) as Record<string, unknown>;
-    node.putPool(name, { ...raw, interval: checkInterval });
-  }
+  // Every target checked once or twice, then a 1 h interval (checks barely run meanwhile).
+  const node = await startJudgedNode(config(), checkInterval, arg("agent-thread", 1) !== 0);
   // The history rolls each target's checks up per minute and writes the minutes that are over
   // every 5 s: the first checks' minute (10,000 rows, tens of ms on the event loop) would land
   // in whichever step runs then. Let it pass first, so every step measures the same steady state.
@@ -639,11 +582,9 @@ interface StepResult {
  * server at all, apart from Node. Undefined without a C compiler.
  */
 async function startNativeAgentFloor(): Promise<{ port: number; stop: () => void } | undefined> {
-  const out = join(mkdtempSync(join(tmpdir(), "vigil-agent-floor-")), "agent-floor");
+  let out: string;
   try {
-    execFileSync("cc", ["-O2", "-o", out, fileURLToPath(new URL("./agent-floor.c", import.meta.url))], {
-      stdio: ["ignore", "ignore", "pipe"],
-    });
+    out = buildC("agent-floor");
   } catch (e) {
     progress(`cannot build bench/agent-floor.c (${(e as Error).message.split("\n")[0]}): no C floor`);
     return undefined;
@@ -660,11 +601,8 @@ async function startNativeAgentFloor(): Promise<{ port: number; stop: () => void
 let nativeAgentGenerator: string | undefined;
 
 function buildNativeAgentGenerator(): string | undefined {
-  const out = join(mkdtempSync(join(tmpdir(), "vigil-agent-load-")), "agent-load");
-  const src = fileURLToPath(new URL("./agent-load.c", import.meta.url));
   try {
-    execFileSync("cc", ["-O2", "-o", out, src, "-lm"], { stdio: ["ignore", "ignore", "pipe"] });
-    return out;
+    return buildC("agent-load", ["-lm"]);
   } catch (e) {
     progress(
       `cannot build bench/agent-load.c (${(e as Error).message.split("\n")[0]}): agent load from Node`,
@@ -806,24 +744,27 @@ async function inProcess(node: VigilNode): Promise<{
   const { parseFastRequest } = await import("../src/serve/api/fast-path.ts");
   const n = 50_000;
   const time = (f: (i: number) => void): number => {
-    for (let i = 0; i < 5_000; i++) f(i % TARGETS);
+    for (let i = 0; i < 5_000; i++) f(i % LOOKUP_TARGETS);
     const t0 = performance.now();
-    for (let i = 0; i < n; i++) f(i % TARGETS);
+    for (let i = 0; i < n; i++) f(i % LOOKUP_TARGETS);
     return round(((performance.now() - t0) * 1000) / n, 2);
   };
   let bytes = 0;
   const agentLookupMicros = time((i) => {
-    if (node.lookupTarget(poolOf(i), targetKey(i)) === undefined) throw new Error("lookup missed");
+    if (node.lookupTarget(lookupPoolOf(i), lookupTargetKey(i)) === undefined)
+      throw new Error("lookup missed");
   });
   const agentVerdictMicros = time((i) => {
-    if (node.agentVerdict(poolOf(i), targetKey(i)) === undefined) throw new Error("lookup missed");
+    if (node.agentVerdict(lookupPoolOf(i), lookupTargetKey(i)) === undefined)
+      throw new Error("lookup missed");
   });
   const httpTargetMicros = time((i) => {
-    bytes = JSON.stringify(node.getTarget(poolOf(i), targetKey(i))).length;
+    bytes = JSON.stringify(node.getTarget(lookupPoolOf(i), lookupTargetKey(i))).length;
   });
   const heads = Array.from(
-    { length: TARGETS },
-    (_, i) => `GET /v1/pools/${poolOf(i)}/targets/${targetKey(i)} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`,
+    { length: LOOKUP_TARGETS },
+    (_, i) =>
+      `GET /v1/pools/${lookupPoolOf(i)}/targets/${lookupTargetKey(i)} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`,
   );
   const httpParseMicros = time((i) => {
     if (parseFastRequest(heads[i]!, 0).kind !== "target") throw new Error("not a fast request");
@@ -1101,7 +1042,7 @@ async function main(): Promise<void> {
     lookupIsolation,
     agentGenerator: nativeAgentGenerator !== undefined ? "c" : "node",
     notes:
-      `One node, ${TARGETS} targets (stub prober, 1 in 20 down, ${checkInterval} check interval during lookups` +
+      `One node, ${LOOKUP_TARGETS} targets (stub prober, 1 in 20 down, ${checkInterval} check interval during lookups` +
       (checkInterval === "1h" ? ": the node barely checks" : ": the node keeps checking meanwhile") +
       ", steps begun once the history has written the first checks' minute: see firstMinuteLoopDelayMsMax). " +
       "Agent load: bench/agent-load.c (C, epoll, one process; a connection per lookup, closed with a reset as " +

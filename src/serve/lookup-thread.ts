@@ -1,4 +1,5 @@
-// The load balancers' lookup servers — HAProxy agent-check and DNS — on a thread of their own.
+// The load balancers' lookup servers — HAProxy agent-check and DNS — on a thread of their own
+// (or, with `node.lookup_isolation: process`, a child process: see processRunner).
 // Lookups must not wait on the node's event loop: a node checking thousands of origins a second
 // keeps it busy, the garbage collector of a heap holding every target pauses it for milliseconds
 // many times a minute, and the history writes a minute of rollups at once (tens of ms), while an
@@ -187,10 +188,6 @@ function processRunner(init: LookupThreadInit): Runner {
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
   child.send({ type: "init", init });
-  let exited = child.exitCode !== null || child.signalCode !== null;
-  child.once("exit", () => {
-    exited = true;
-  });
   return {
     pid: child.pid,
     postMessage: (m) => {
@@ -201,7 +198,7 @@ function processRunner(init: LookupThreadInit): Runner {
     once: (event: string, f: (...a: unknown[]) => void) => child.once(event, f),
     terminate: () =>
       new Promise<void>((resolve) => {
-        if (exited) return resolve();
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
         child.once("exit", () => resolve());
         child.kill("SIGKILL");
       }),

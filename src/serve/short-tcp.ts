@@ -8,15 +8,14 @@
 //   closures per connection.
 // - "net": node:net's public API, the same behaviour through net.Socket.
 //
-// Why both: a net.Socket costs ~14 KB of garbage and ~60 µs of CPU per agent lookup, and at
-// 5,000 lookups/s inside a node the young-generation collections and the CPU it takes pushed the
-// agent's p99 to 1.6–10 ms on a 2-core machine; the same server on libuv's handles answers at
-// p99 0.4–0.6 ms there (bench/agent-isolation.ts, bench/lookup.ts). But process.binding() is
-// deprecated (DEP0111, documentation-only in Node 24) and the handles' JavaScript surface is
-// Node's internal contract, not a public one. So "libuv" is used only when the binding is there
-// and has exactly the shape this file relies on (checked once, at load); otherwise, and when
-// asked (`transport: "net"`), the listener falls back to node:net. The tests run every agent
-// server test over both (test/integrations/agent-check-server.test.ts).
+// Why both: per agent lookup a net.Socket cost 51–55 µs of server CPU and ~14 KB of
+// young-generation garbage; on libuv's handles the same server costs 42–44 µs and ~2.7 KB
+// (bench/agent-isolation.ts, docs/haproxy.md "Sockets"). But process.binding() is deprecated
+// (DEP0111, documentation-only in Node 24) and the handles' JavaScript surface is Node's
+// internal contract, not a public one. So "libuv" is used only when the binding is there and
+// has exactly the shape this file relies on (checked once, at load); otherwise, and when asked
+// (`transport: "net"`), the listener falls back to node:net. Every agent server test runs over
+// both (test/integrations/agent-check-server.test.ts).
 //
 // Contract for both: `open` is called per accepted connection and returns its state, or
 // undefined to refuse it (closed at once). `data` gets the bytes of one read; they are only
@@ -185,8 +184,9 @@ function uvError(errno: number, syscall: string, address: string, port: number):
   });
 }
 
-/** Reads of every libuv connection in this thread land here; `data` sees a view of it. */
-let sharedReadBuffer: Uint8Array | undefined;
+/** Reads of every libuv connection in this thread land here; `data` sees a view of it.
+ * Allocated by the first listener. */
+let readBuffer: Uint8Array | undefined;
 
 class UvConn<S> implements ShortConn {
   state: S | undefined = undefined;
@@ -235,7 +235,7 @@ function onUvRead(this: UvStreamHandle): void {
   if (conn === undefined || conn.state === undefined) return;
   const b = uv!;
   const n = b.state[b.readBytesOrError]!;
-  if (n > 0) conn.hooks.data(conn.state, sharedReadBuffer!.subarray(0, n));
+  if (n > 0) conn.hooks.data(conn.state, readBuffer!.subarray(0, n));
   else if (n === UV_EOF) conn.hooks.end(conn.state);
   else if (n < 0) {
     conn.hooks.failed(conn.state);
@@ -245,7 +245,8 @@ function onUvRead(this: UvStreamHandle): void {
 
 async function listenUv<S>(opts: ShortTcpListenOptions, hooks: ShortConnHooks<S>): Promise<ShortTcpListener> {
   const b = uv!;
-  sharedReadBuffer ??= new Uint8Array(64 * 1024);
+  readBuffer ??= new Uint8Array(64 * 1024);
+  const buffer = readBuffer;
   const family = isIP(opts.host);
   // node:net resolves a name the same way (the first address dns.lookup gives).
   const resolved = family !== 0 ? { address: opts.host, family } : await dnsLookup(opts.host);
@@ -266,7 +267,6 @@ async function listenUv<S>(opts: ShortTcpListenOptions, hooks: ShortConnHooks<S>
     server.close();
     throw uvError(err, "getsockname", resolved.address, opts.port);
   }
-  const readBuffer = sharedReadBuffer;
   server.onconnection = (status, handle) => {
     if (status !== 0 || handle === undefined) {
       hooks.acceptFailed();
@@ -280,7 +280,7 @@ async function listenUv<S>(opts: ShortTcpListenOptions, hooks: ShortConnHooks<S>
     }
     conn.state = state;
     handle.vigilConn = conn as UvConn<unknown>;
-    handle.useUserBuffer(readBuffer);
+    handle.useUserBuffer(buffer);
     handle.onread = onUvRead;
     if (handle.readStart() !== 0) {
       hooks.failed(state);

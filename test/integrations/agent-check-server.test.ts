@@ -252,16 +252,19 @@ function bounds(transport: ShortTcpTransport): void {
   describe(`agent server over ${transport}: bounds`, () => {
     let server: AgentServer;
     const held: Socket[] = [];
-
-    before(async () => {
-      server = await startAgentServer({
+    /** At most two connections, each cut off after `idleTimeoutMs` without a whole line. */
+    const bounded = (idleTimeoutMs: number): Promise<AgentServer> =>
+      startAgentServer({
         host: "127.0.0.1",
         port: 0,
         transport,
         lookup: () => ({ state: "up", reason: "" }),
         maxConnections: 2,
-        idleTimeoutMs: 100,
+        idleTimeoutMs,
       });
+
+    before(async () => {
+      server = await bounded(100);
     });
     after(async () => {
       for (const s of held) s.destroy();
@@ -335,14 +338,7 @@ function bounds(transport: ShortTcpTransport): void {
     it("closes connections beyond maxConnections at once, counts them, and serves again after", async () => {
       // The idle bound would end the held connections; refresh the server so they stay long enough.
       await server.close();
-      server = await startAgentServer({
-        host: "127.0.0.1",
-        port: 0,
-        transport,
-        lookup: () => ({ state: "up", reason: "" }),
-        maxConnections: 2,
-        idleTimeoutMs: 5_000,
-      });
+      server = await bounded(5_000);
       const a = await open(server.port);
       const b = await open(server.port);
       held.push(a, b);
