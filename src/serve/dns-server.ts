@@ -133,6 +133,9 @@ class RunningDnsServer implements DnsServer {
     this.tcp = s.tcp;
     this.responder = responder;
     this.stats = responder.stats;
+    // Counts go on from what the cells hold (a restarted lookup thread or process keeps its
+    // predecessor's); open connections are this server's own.
+    this.stats.tcp.open = 0;
     this.maxTcpConnections = maxTcpConnections;
     this.tcpIdleMs = tcpIdleMs;
     this.udp.on("message", (msg, rinfo) => this.onDatagram(msg, rinfo.address, rinfo.port));

@@ -123,23 +123,29 @@ function agentSuite(isolation: LookupIsolation): void {
     });
 
     it("a thread that dies with connections open does not leave them counted as open", async () => {
-      const held = connect({ port: thread.port, host: "127.0.0.1" });
+      // Its own thread, told when the replacement listens: a lookup through the new one would
+      // set the count itself and hide a stale one.
+      let restarted!: () => void;
+      const ready = new Promise<void>((r) => {
+        restarted = r;
+      });
+      const t = await startLookupThread({
+        isolation,
+        agent: { host: "127.0.0.1", port: 0 },
+        agentEntries: [],
+        dnsEntries: [],
+        onRestart: () => restarted(),
+      });
+      const held = connect({ port: t.agent!.port, host: "127.0.0.1" });
       held.on("error", () => {});
       try {
-        await eventually(() => thread.stats.activeConnections === 1, "one connection held open");
-        const restarts = thread.restarts;
-        await thread.killForTest();
-        await eventually(() => thread.restarts === restarts + 1, "restarted");
-        await eventually(async () => {
-          try {
-            return (await ask(thread.port, "web/10.0.0.1:80\n")).length > 0;
-          } catch {
-            return false; // refused while the new thread starts
-          }
-        }, "answers again");
-        await eventually(() => thread.stats.activeConnections === 0, "no connection counted open");
+        await eventually(() => t.agent!.stats.activeConnections === 1, "one connection held open");
+        await t.killForTest();
+        await ready;
+        await eventually(() => t.agent!.stats.activeConnections === 0, "no connection counted open");
       } finally {
         held.destroy();
+        await t.close();
       }
     });
 
@@ -228,6 +234,33 @@ function dnsSuite(isolation: LookupIsolation): void {
           "counting goes on from where it was",
         );
       } finally {
+        await t.close();
+      }
+    });
+
+    it("one that dies with TCP connections open does not leave them counted as open", async () => {
+      const t = await startLookupThread({
+        isolation,
+        dns: { host: "127.0.0.1", port: 0 },
+        agentEntries: [],
+        dnsEntries: [["web", [{ host: "10.0.0.1", port: 80 }]]],
+      });
+      const held = connect({ port: t.dns!.port, host: "127.0.0.1" });
+      held.on("error", () => {});
+      try {
+        await eventually(() => t.dns!.stats.tcp.open === 1, "one TCP connection held open");
+        await t.killForTest();
+        await eventually(() => t.restarts === 1, "restarted");
+        await eventually(async () => {
+          try {
+            return (await a(t.dns!.port, "web.service.vigil.")).ips.length === 1;
+          } catch {
+            return false; // unanswered while the new one starts
+          }
+        }, "answers again");
+        await eventually(() => t.dns!.stats.tcp.open === 0, "no TCP connection counted open");
+      } finally {
+        held.destroy();
         await t.close();
       }
     });
