@@ -527,3 +527,30 @@ describe("lookup process: tied to the node's life", () => {
     await assert.rejects(ask(t.agent!.port, "web/10.0.0.1:80\n"), { code: "ECONNREFUSED" });
   });
 });
+
+describe("lookup worker's modules", () => {
+  // The worker runs in every node (a thread, or a process of its own); what it imports it holds
+  // for the node's lifetime. The config schema and its validation library are the node's
+  // business, not the lookup servers': dns/zone.ts once imported the pool-name rule from
+  // config/schema.ts and so loaded zod and the whole schema into the worker (the bundle went from
+  // 119 KB to 934 KB, the child process from 90 to 111 MB RSS).
+  it("loads neither the config schema nor zod", async () => {
+    const { build } = await import("esbuild");
+    const r = await build({
+      entryPoints: [new URL("../../src/serve/lookup-thread-worker.ts", import.meta.url).pathname],
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      write: false,
+      metafile: true,
+      logLevel: "silent",
+    });
+    const inputs = Object.keys(r.metafile.inputs);
+    assert.ok(
+      inputs.some((p) => p.endsWith("src/serve/agent-server.ts")),
+      "the bundle holds the agent server",
+    );
+    const unwanted = inputs.filter((p) => p.includes("/zod/") || p.endsWith("config/schema.ts"));
+    assert.equal(unwanted.length, 0, `the worker loads ${unwanted.slice(0, 3).join(", ")}…`);
+  });
+});

@@ -13,7 +13,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { parseHostPort } from "../../config/address.ts";
 import { formatDurationMs, parseDurationMs } from "../../config/duration.ts";
 import { historyConfigLimits } from "../../config/history.ts";
-import { poolNamePattern } from "../../config/schema.ts";
+import { poolNamePattern } from "../../config/names.ts";
 import { ErrorCode, isVigilError, VigilError } from "../../core/errors.ts";
 import { limits } from "../../core/limits.ts";
 import type { NodeCore } from "../../core/node/node-core.ts";

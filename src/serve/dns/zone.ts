@@ -13,7 +13,7 @@
 // NXDOMAIN to mean nothing exists below the name, which would hide every pool.
 
 import type { Answer, SoaAnswer, SrvAnswer, StringAnswer } from "dns-packet";
-import { poolNamePattern } from "../../config/schema.ts";
+import { poolNamePattern } from "../../config/names.ts";
 import { ErrorCode, VigilError } from "../../core/errors.ts";
 import { addressOfLabel, addrLabel, type ClassifiedHost, classifyHost } from "./addr-names.ts";
 import { lowerAscii, QClass, QType, type Question, Rcode } from "./message.ts";
