@@ -23,11 +23,11 @@
 //
 //   npx node bench/lookup.ts [--rates=1000,5000,10000,20000 --seconds=5 --max-seconds=5]
 //                            [--generators=0 (by rate) --http-conns=64 --modes=agent,http[,dns] --floor=1]
-//                            [--others-max=25 --lag-max=1 --retries=3 --write=1 --agent-gen=c|node]
+//                            [--others-max=25 --lag-max=1 --retries=3 --write=1 --agent-gen=c|node --http-gen=c|node]
 //                            [--agent-thread=1 (0: the agent server on the node's event loop)]
 //                            [--lookup-threads=1 (node.lookup_threads) --check-interval=1h]
 //                            [--lookup-isolation=thread|process (node.lookup_isolation)]
-//                            [--settle=20 (s after set-up before measuring) --in-process=1 --loop-resolution=2]
+//                            [--settle=20 (s after set-up before measuring) --warmup=10 (s at 5,000/s) --in-process=1 --loop-resolution=2]
 //
 // Profiles: NODE_OPTIONS="--cpu-prof --cpu-prof-dir=/tmp/p" profiles the node (this process)
 // and every generator. On a shared machine, run under `flock /tmp/vigil-bench.lock`.
@@ -565,6 +565,8 @@ interface StepResult {
   queuedMax: number;
   nodeCpuPercent: number;
   nodeCpuMicrosPerLookup: number;
+  /** Of nodeCpuPercent, the lookup processes' share (node.lookup_isolation: process; else 0). */
+  lookupProcessCpuPercent: number;
   nodeLoopDelayMsP99: number;
   nodeLoopDelayMsMax: number;
   generatorCpuPercent: number;
@@ -596,19 +598,28 @@ async function startNativeAgentFloor(): Promise<{ port: number; stop: () => void
   return { port: Number(line), stop: () => child.kill("SIGKILL") };
 }
 
-/** The C agent generator (bench/agent-load.c), built at start with the machine's C compiler;
- * undefined: agent load comes from the Node generator (`--agent-gen=node`, or no compiler). */
+/** The C generators (bench/agent-load.c, bench/http-load.c), built at start with the machine's
+ * C compiler; undefined: that load comes from the Node generator (`--agent-gen=node`,
+ * `--http-gen=node`, or no compiler). */
 let nativeAgentGenerator: string | undefined;
+let nativeHttpGenerator: string | undefined;
 
-function buildNativeAgentGenerator(): string | undefined {
+function buildNativeGenerator(name: "agent-load" | "http-load"): string | undefined {
   try {
-    return buildC("agent-load", ["-lm"]);
+    return buildC(name, ["-lm"]);
   } catch (e) {
-    progress(
-      `cannot build bench/agent-load.c (${(e as Error).message.split("\n")[0]}): agent load from Node`,
-    );
+    progress(`cannot build bench/${name}.c (${(e as Error).message.split("\n")[0]}): load from Node`);
     return undefined;
   }
+}
+
+/** The C generator for `mode`'s load, if built. */
+function nativeGenerator(mode: string): string | undefined {
+  return mode.endsWith("agent")
+    ? nativeAgentGenerator
+    : mode.endsWith("http")
+      ? nativeHttpGenerator
+      : undefined;
 }
 
 /** CPU µs of the node's lookup processes so far (node.lookup_isolation: process; 0 without). */
@@ -648,7 +659,7 @@ async function step(
       `--conns=${perGen}`,
       `--offset=${g * 7919}`,
     ];
-    const native = mode === "agent" ? nativeAgentGenerator : undefined;
+    const native = nativeGenerator(mode);
     const child =
       native !== undefined
         ? spawn(native, args, { stdio: ["pipe", "pipe", "inherit"] })
@@ -686,7 +697,8 @@ async function step(
   const errors = sum((r) => r.errors);
   const wrong = sum((r) => r.wrong);
   // The node's CPU: this process's, plus its lookup processes' with lookup_isolation: process.
-  const nodeCpuMicros = cpu.user + cpu.system + (lookupProcessCpuMicros() - lookupProcs0);
+  const lookupProcsMicros = lookupProcessCpuMicros() - lookupProcs0;
+  const nodeCpuMicros = cpu.user + cpu.system + lookupProcsMicros;
   const genCpuMicros = sum((r) => r.cpuMicros);
   const machineTasksMicros = machine1.tasksMicros - machine0.tasksMicros;
   const latencyMsP99 = latency.percentile(99);
@@ -711,6 +723,7 @@ async function step(
     queuedMax: Math.max(...reports.map((r) => r.queuedMax)),
     nodeCpuPercent: round((nodeCpuMicros / 1e6 / elapsedS) * 100, 1),
     nodeCpuMicrosPerLookup: round(nodeCpuMicros / Math.max(1, answered), 1),
+    lookupProcessCpuPercent: round((lookupProcsMicros / 1e6 / elapsedS) * 100, 1),
     nodeLoopDelayMsP99: round(delay.percentile(99) / 1e6, 2),
     nodeLoopDelayMsMax: round(delay.max / 1e6, 2),
     generatorCpuPercent: round((genCpuMicros / 1e6 / elapsedS) * 100, 1),
@@ -780,7 +793,7 @@ function show(r: StepResult): string {
   return (
     `${r.mode} ${offered}: ${r.achievedPerSecond}/s, p50 ${r.latencyMsP50} ms, p99 ${r.latencyMsP99} ms, ` +
     `max ${r.latencyMsMax} ms, send lag p99 ${r.sendLagMsP99} ms, from schedule p99 ${r.fromScheduleMsP99} ms, ` +
-    `node CPU ${r.nodeCpuPercent}% (${r.nodeCpuMicrosPerLookup} µs/lookup, loop delay p99 ${r.nodeLoopDelayMsP99} ms, ` +
+    `node CPU ${r.nodeCpuPercent}% (${lookupIsolation === "process" ? `lookup processes ${r.lookupProcessCpuPercent}%, ` : ""}${r.nodeCpuMicrosPerLookup} µs/lookup, loop delay p99 ${r.nodeLoopDelayMsP99} ms, ` +
     `max ${r.nodeLoopDelayMsMax} ms), queued max ${r.queuedMax}, ` +
     `generators ${r.generatorCpuPercent}%, others ${r.otherCpuPercent}%, steal ${r.stealPercent}%, errors ${r.errors}, wrong ${r.wrong}` +
     `${r.offeredPerSecond > 0 && !r.sustained ? " — not sustained" : ""}`
@@ -803,9 +816,11 @@ interface Plan {
   /** A step during which other processes used more CPU than this (% of one core) is run again,
    * up to `retries` more times; the quietest attempt is kept, and says how many there were. */
   othersMaxPercent: number;
-  /** C agent generator's send lag p99 past which a step counts as disturbed (ms). */
+  /** A C generator's send lag p99 past which a step counts as disturbed (ms). */
   lagMaxMs: number;
   retries: number;
+  /** Seconds of lookups at 5,000/s before a mode's first step. */
+  warmupSeconds: number;
 }
 
 /** What one generator process drives comfortably (its CPU well under one core): fewer
@@ -814,24 +829,23 @@ const perGeneratorPerSecond: Record<Mode, number> = { http: 20_000, agent: 10_00
 
 function generatorsFor(mode: Mode, rate: number, plan: Plan): number {
   if (plan.generators > 0) return plan.generators;
-  // The C generator spends a few µs per lookup: one process drives any rate the node can take,
+  // A C generator spends a few µs per lookup: one process drives any rate the node can take,
   // and leaves the other core to the node.
-  if (mode === "agent" && nativeAgentGenerator !== undefined) return 1;
+  if (nativeGenerator(mode) !== undefined) return 1;
   const cores = availableParallelism();
   return rate === 0 ? cores : Math.min(cores, Math.max(1, Math.ceil(rate / perGeneratorPerSecond[mode])));
 }
 
 /**
  * Whether a step was disturbed by the machine rather than by the node: other processes used
- * more than othersMaxPercent, or (open loop, C agent generator) the generator itself woke late
+ * more than othersMaxPercent, or (open loop, C generator) the generator itself woke late
  * (send lag p99 over lagMaxMs). The C generator does nothing but wait on its timer between
  * lookups, so its lateness is the machine's scheduling hiccups (a virtual CPU held up by the
  * host shows no steal here), which hit every lookup in flight whatever the server does.
  */
 function disturbance(r: StepResult, plan: Plan): string | undefined {
   if (r.otherCpuPercent > plan.othersMaxPercent) return `others used ${r.otherCpuPercent}% of a core`;
-  const nativeAgent = r.mode.endsWith("agent") && nativeAgentGenerator !== undefined;
-  if (nativeAgent && r.offeredPerSecond > 0 && r.sendLagMsP99 > plan.lagMaxMs)
+  if (nativeGenerator(r.mode) !== undefined && r.offeredPerSecond > 0 && r.sendLagMsP99 > plan.lagMaxMs)
     return `the generator woke late (send lag p99 ${r.sendLagMsP99} ms)`;
   return undefined;
 }
@@ -866,7 +880,7 @@ async function measureMode(mode: Mode, port: number, plan: Plan): Promise<ModeRe
   const at = (rate: number, seconds: number, conns: number) =>
     quietStep(() => step(mode, port, rate, seconds, conns, generatorsFor(mode, rate, plan)), plan);
   // Warm-up: JIT, connection pools, the node's first lookups.
-  await step(mode, port, 2000, 2, plan.conns, generatorsFor(mode, 2000, plan));
+  await step(mode, port, 5000, plan.warmupSeconds, plan.conns, generatorsFor(mode, 5000, plan));
   for (const rate of plan.rates) {
     const r = await at(rate, plan.seconds, plan.conns);
     progress(show(r));
@@ -898,10 +912,13 @@ async function main(): Promise<void> {
     othersMaxPercent: arg("others-max", 25),
     lagMaxMs: arg("lag-max", 1),
     retries: arg("retries", 3),
+    warmupSeconds: arg("warmup", 10),
   };
   const modes = (flag("modes") ?? "agent,http").split(",") as Mode[];
   const agentGen = flag("agent-gen") ?? "c";
-  if (modes.includes("agent") && agentGen === "c") nativeAgentGenerator = buildNativeAgentGenerator();
+  if (modes.includes("agent") && agentGen === "c") nativeAgentGenerator = buildNativeGenerator("agent-load");
+  if (modes.includes("http") && (flag("http-gen") ?? "c") === "c")
+    nativeHttpGenerator = buildNativeGenerator("http-load");
   const floor = arg("floor", 1) !== 0;
   const write = arg("write", 1) !== 0;
   const loadBefore = loadavg().map((x) => round(x, 2));
@@ -1041,6 +1058,7 @@ async function main(): Promise<void> {
     lookupThreads,
     lookupIsolation,
     agentGenerator: nativeAgentGenerator !== undefined ? "c" : "node",
+    httpGenerator: nativeHttpGenerator !== undefined ? "c" : "node",
     notes:
       `One node, ${LOOKUP_TARGETS} targets (stub prober, 1 in 20 down, ${checkInterval} check interval during lookups` +
       (checkInterval === "1h" ? ": the node barely checks" : ": the node keeps checking meanwhile") +
