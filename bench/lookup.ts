@@ -26,7 +26,7 @@
 //                            [--others-max=25 --lag-max=1 --retries=3 --write=1 --agent-gen=c|node --http-gen=c|node]
 //                            [--agent-thread=1 (0: the agent server on the node's event loop)]
 //                            [--lookup-threads=1 (node.lookup_threads) --check-interval=1h]
-//                            [--lookup-isolation=thread|process (node.lookup_isolation)]
+//                            [--lookup-isolation=process|thread (node.lookup_isolation)]
 //                            [--settle=20 (s after set-up before measuring) --warmup=10 (s at 5,000/s) --in-process=1 --loop-resolution=2]
 //
 // Profiles: NODE_OPTIONS="--cpu-prof --cpu-prof-dir=/tmp/p" profiles the node (this process)
@@ -59,8 +59,8 @@ import {
 const checkInterval = flag("check-interval") ?? "1h";
 /** node.lookup_threads: agent-check threads sharing the port (SO_REUSEPORT). */
 const lookupThreads = Number(flag("lookup-threads") ?? "1");
-/** node.lookup_isolation: thread (default) or process. */
-const lookupIsolation = flag("lookup-isolation") ?? "thread";
+/** node.lookup_isolation: process (the default) or thread. */
+const lookupIsolation = flag("lookup-isolation") ?? "process";
 
 type Mode = "agent" | "http" | "dns";
 
@@ -1046,7 +1046,7 @@ async function main(): Promise<void> {
     (modes.join(",") === "dns" ? "-dns" : "") +
     (arg("agent-thread", 1) === 0 ? "-loop" : "") +
     (lookupThreads > 1 ? `-threads${lookupThreads}` : "") +
-    (lookupIsolation === "process" ? "-process" : "");
+    (lookupIsolation === "thread" ? "-thread" : "");
   const path = writeResults(name, {
     machine: {
       cores: availableParallelism(),

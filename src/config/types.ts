@@ -106,8 +106,8 @@ export interface NodeSpec {
   dns?: string;
   /** Threads answering agent-check and DNS on the same ports (SO_REUSEPORT); default 1. */
   lookupThreads?: number;
-  /** node.lookup_isolation: the lookup servers on worker threads (default) or in child
-   * processes of the node. */
+  /** node.lookup_isolation: the lookup servers in child processes of the node (default) or on
+   * its worker threads. */
   lookupIsolation?: "thread" | "process";
   join: string[];
   /** The IP address peers use for this node's gossip and API when it binds 0.0.0.0/:: (`node.advertise`). */

@@ -117,8 +117,24 @@ pools:
     );
     assert.equal(firstId, queryId, "a 3-byte datagram gets no answer: the first reply is the next query's");
     await dnsQuery(port, "nope.service.vigil.", "A");
-    const text = await (await fetch(`${node.apiUrl}/metrics`)).text();
+    // The lookup process sends its counters every 200 ms: wait for a copy with the drop and the
+    // last query in it, then judge that copy.
+    let text = "";
     const value = (re: RegExp): number => Number(re.exec(text)?.[1] ?? Number.NaN);
+    await eventually(
+      async () => {
+        text = await (await fetch(`${node.apiUrl}/metrics`)).text();
+        return (
+          value(/vigil_dns_dropped_total\{reason="short"\} (\d+)/) >= 1 &&
+          value(/vigil_dns_responses_total\{transport="udp",rcode="NXDOMAIN"\} (\d+)/) >= 2
+        );
+      },
+      () =>
+        `DNS counters in /metrics, last seen:\n${text
+          .split("\n")
+          .filter((l) => l.startsWith("vigil_dns"))
+          .join("\n")}`,
+    );
     assert.ok(value(/vigil_dns_responses_total\{transport="udp",rcode="NOERROR"\} (\d+)/) >= 4);
     assert.ok(value(/vigil_dns_responses_total\{transport="udp",rcode="NXDOMAIN"\} (\d+)/) >= 2);
     assert.equal(value(/vigil_dns_dropped_total\{reason="short"\} (\d+)/), 1);

@@ -108,9 +108,24 @@ pools:
     assert.equal(await ask(`web/${good.key}\n`), "up ready\n");
     assert.equal(await ask(`web/${bad.key}\n`), "down ready #status 503\n");
     assert.equal(await ask("web/127.0.0.1:1\n"), "\n", "unknown target: no state change");
-    const text = await (await fetch(`${base}/metrics`)).text();
-    assert.match(text, /vigil_agent_requests_total\{result="up"\} 1/);
-    assert.match(text, /vigil_agent_requests_total\{result="unknown_target"\} 1/);
+    // The lookup process sends its counters every 200 ms: wait for the copy that has all three.
+    const counted = (text: string): boolean =>
+      /vigil_agent_requests_total\{result="unknown_target"\} [1-9]/.test(text);
+    let text = "";
+    await eventually(
+      async () => {
+        text = await (await fetch(`${base}/metrics`)).text();
+        return counted(text);
+      },
+      () =>
+        `the agent's counters in /metrics, last seen:\n${text
+          .split("\n")
+          .filter((l) => l.startsWith("vigil_agent"))
+          .join("\n")}`,
+    );
+    assert.match(text, /vigil_agent_requests_total\{result="up"\} 1\n/);
+    assert.match(text, /vigil_agent_requests_total\{result="down"\} 1\n/);
+    assert.match(text, /vigil_agent_requests_total\{result="unknown_target"\} 1\n/);
   });
 
   it("the agent server's lookup gives the same reply as the full lookup, in every admin state", () => {
