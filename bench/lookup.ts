@@ -15,9 +15,11 @@
 //   machine), and the p99 from the schedule itself (lag + latency);
 // - the node's CPU and event-loop delay, the generators' CPU, and the CPU that other processes
 //   on the machine used meanwhile (from /proc/stat), since this machine is shared.
-// Then closed loop at fixed concurrency, and the same closed loop against a bare node:net server
-// that answers a fixed reply ("floor"): what one Node process can do on this machine with these
-// generators, whatever the node does; for agent-check also a minimal C server
+// The fixed rates run `--repeats` rounds; each rate's figures pool every round's lookups (and
+// list each run's p99). Then closed loop at fixed concurrency, and 5,000/s and closed loop
+// against a bare node:net server in a small process of its own that answers a fixed reply
+// ("floor"): what one Node process can do on this machine with these generators, whatever the
+// node does; for agent-check also a minimal C server
 // (bench/agent-floor.c, "floor-agent-c"): what the machine allows a connection per lookup at
 // all. Writes bench/results/lookup.json.
 //
@@ -28,6 +30,7 @@
 //                            [--lookup-threads=1 (node.lookup_threads) --check-interval=1h]
 //                            [--lookup-isolation=process|thread (node.lookup_isolation)]
 //                            [--settle=20 (s after set-up before measuring) --warmup=10 (s at 5,000/s) --in-process=1 --loop-resolution=2]
+//                            [--repeats=3 (rounds of the fixed rates; figures pool every round's lookups)]
 //
 // Profiles: NODE_OPTIONS="--cpu-prof --cpu-prof-dir=/tmp/p" profiles the node (this process)
 // and every generator. On a shared machine, run under `flock /tmp/vigil-bench.lock`.
@@ -494,8 +497,7 @@ async function startNode(): Promise<{
 }
 
 /**
- * The floor: a bare node:net server in this process answering every request with a fixed reply
- * of the same shape (no routing, no lookup). What the generators and one Node event loop on
+ * The floor: a bare node:net server answering every request with a fixed reply of the same shape (no routing, no lookup). What the generators and one Node event loop on
  * this machine manage, whatever the node does.
  */
 async function startFloor(mode: Mode): Promise<Server> {
@@ -521,6 +523,20 @@ async function startFloor(mode: Mode): Promise<Server> {
 }
 
 /**
+ * The floor server in a small Node process of its own (this file with --floor-serve): apart
+ * from the node's memory and from this process, which held the node until just now.
+ */
+async function spawnFloor(mode: Mode): Promise<{ port: number; stop: () => void }> {
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), `--floor-serve=${mode}`], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const line = await new Promise<string>((resolve) =>
+    createInterface({ input: child.stdout! }).once("line", resolve),
+  );
+  return { port: Number(line), stop: () => child.kill("SIGKILL") };
+}
+
+/**
  * CPU time of the whole machine, in µs, from /proc/stat (zeros where there is none): what
  * processes ran (user, nice and system: what the processes' own times add up to; interrupt and
  * softirq time, where loopback traffic is handled, is left out, since it is the bench's own
@@ -541,6 +557,35 @@ function machineCpu(): { tasksMicros: number; stealMicros: number; totalMicros: 
   } catch {
     return { tasksMicros: 0, stealMicros: 0, totalMicros: 0 };
   }
+}
+
+/** Each step's latency histogram, for pooling repeated steps (kept out of the JSON). */
+const latencyOf = new WeakMap<StepResult, LatencyHistogram>();
+
+/** Steps repeated at one offered rate, as one: p50/p99 over every lookup of every run. */
+interface Pooled {
+  offeredPerSecond: number;
+  runs: number;
+  lookups: number;
+  p50Ms: number;
+  p99Ms: number;
+  /** Each run's own p99, in the order they ran. */
+  p99MsRuns: number[];
+  sustainedRuns: number;
+}
+
+function pool(steps: readonly StepResult[]): Pooled {
+  const h = new LatencyHistogram();
+  for (const r of steps) h.merge(latencyOf.get(r)!.toJSON());
+  return {
+    offeredPerSecond: steps[0]!.offeredPerSecond,
+    runs: steps.length,
+    lookups: h.n,
+    p50Ms: h.percentile(50),
+    p99Ms: h.percentile(99),
+    p99MsRuns: steps.map((r) => r.latencyMsP99),
+    sustainedRuns: steps.filter((r) => r.sustained).length,
+  };
 }
 
 interface StepResult {
@@ -565,8 +610,9 @@ interface StepResult {
   queuedMax: number;
   nodeCpuPercent: number;
   nodeCpuMicrosPerLookup: number;
-  /** Of nodeCpuPercent, the lookup processes' share (node.lookup_isolation: process; else 0). */
-  lookupProcessCpuPercent: number;
+  /** Of nodeCpuPercent, the server's child processes' share: the node's lookup processes
+   * (node.lookup_isolation: process), or a floor server's process. */
+  serverProcessCpuPercent: number;
   nodeLoopDelayMsP99: number;
   nodeLoopDelayMsMax: number;
   generatorCpuPercent: number;
@@ -622,14 +668,15 @@ function nativeGenerator(mode: string): string | undefined {
       : undefined;
 }
 
-/** CPU µs of the node's lookup processes so far (node.lookup_isolation: process; 0 without). */
-function lookupProcessCpuMicros(): number {
-  if (lookupIsolation !== "process") return 0;
+/** CPU µs so far of the servers' child processes: the node's lookup processes
+ * (node.lookup_isolation: process) and the Node floor servers (--floor-serve). */
+function serverProcessCpuMicros(): number {
   let total = 0;
   for (const pid of readdirSync("/proc")) {
     if (!/^\d+$/.test(pid)) continue;
     try {
-      if (!readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("lookup-thread-worker")) continue;
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+      if (!cmdline.includes("lookup-thread-worker") && !cmdline.includes("--floor-serve=")) continue;
       const { userMs, systemMs } = procCpuMs(`/proc/${pid}/stat`);
       total += (userMs + systemMs) * 1000;
     } catch {
@@ -676,7 +723,7 @@ async function step(
   delay.enable();
   const machine0 = machineCpu();
   const cpu0 = process.cpuUsage();
-  const lookupProcs0 = lookupProcessCpuMicros();
+  const serverProcs0 = serverProcessCpuMicros();
   const t0 = performance.now();
   for (const k of kids) k.child.stdin!.write("go\n");
   const reports = (await Promise.all(kids.map((k) => k.out))).map((l) => JSON.parse(l) as GenReport);
@@ -696,14 +743,18 @@ async function step(
   const answered = sum((r) => r.answered);
   const errors = sum((r) => r.errors);
   const wrong = sum((r) => r.wrong);
+  const result = (fields: StepResult): StepResult => {
+    latencyOf.set(fields, latency);
+    return fields;
+  };
   // The node's CPU: this process's, plus its lookup processes' with lookup_isolation: process.
-  const lookupProcsMicros = lookupProcessCpuMicros() - lookupProcs0;
-  const nodeCpuMicros = cpu.user + cpu.system + lookupProcsMicros;
+  const serverProcsMicros = serverProcessCpuMicros() - serverProcs0;
+  const nodeCpuMicros = cpu.user + cpu.system + serverProcsMicros;
   const genCpuMicros = sum((r) => r.cpuMicros);
   const machineTasksMicros = machine1.tasksMicros - machine0.tasksMicros;
   const latencyMsP99 = latency.percentile(99);
   const sendLagMsP99 = rate === 0 ? 0 : lag.percentile(99);
-  return {
+  return result({
     mode: label,
     offeredPerSecond: rate,
     ...(rate === 0 ? { concurrency: perGen * generators } : {}),
@@ -723,7 +774,7 @@ async function step(
     queuedMax: Math.max(...reports.map((r) => r.queuedMax)),
     nodeCpuPercent: round((nodeCpuMicros / 1e6 / elapsedS) * 100, 1),
     nodeCpuMicrosPerLookup: round(nodeCpuMicros / Math.max(1, answered), 1),
-    lookupProcessCpuPercent: round((lookupProcsMicros / 1e6 / elapsedS) * 100, 1),
+    serverProcessCpuPercent: round((serverProcsMicros / 1e6 / elapsedS) * 100, 1),
     nodeLoopDelayMsP99: round(delay.percentile(99) / 1e6, 2),
     nodeLoopDelayMsMax: round(delay.max / 1e6, 2),
     generatorCpuPercent: round((genCpuMicros / 1e6 / elapsedS) * 100, 1),
@@ -739,7 +790,7 @@ async function step(
       wrong === 0 &&
       latencyMsP99 < 10 &&
       sendLagMsP99 < 10,
-  };
+  });
 }
 
 /**
@@ -793,7 +844,7 @@ function show(r: StepResult): string {
   return (
     `${r.mode} ${offered}: ${r.achievedPerSecond}/s, p50 ${r.latencyMsP50} ms, p99 ${r.latencyMsP99} ms, ` +
     `max ${r.latencyMsMax} ms, send lag p99 ${r.sendLagMsP99} ms, from schedule p99 ${r.fromScheduleMsP99} ms, ` +
-    `node CPU ${r.nodeCpuPercent}% (${lookupIsolation === "process" ? `lookup processes ${r.lookupProcessCpuPercent}%, ` : ""}${r.nodeCpuMicrosPerLookup} µs/lookup, loop delay p99 ${r.nodeLoopDelayMsP99} ms, ` +
+    `server CPU ${r.nodeCpuPercent}% (${r.serverProcessCpuPercent > 0 ? `child processes ${r.serverProcessCpuPercent}%, ` : ""}${r.nodeCpuMicrosPerLookup} µs/lookup, loop delay p99 ${r.nodeLoopDelayMsP99} ms, ` +
     `max ${r.nodeLoopDelayMsMax} ms), queued max ${r.queuedMax}, ` +
     `generators ${r.generatorCpuPercent}%, others ${r.otherCpuPercent}%, steal ${r.stealPercent}%, errors ${r.errors}, wrong ${r.wrong}` +
     `${r.offeredPerSecond > 0 && !r.sustained ? " — not sustained" : ""}`
@@ -801,7 +852,10 @@ function show(r: StepResult): string {
 }
 
 interface ModeResults {
+  /** Every fixed-rate step, `repeats` rounds of the rates in turn. */
   fixed: StepResult[];
+  /** The fixed-rate steps pooled per rate. */
+  pooled: Pooled[];
   beyond: StepResult[];
   closedLoop: StepResult[];
 }
@@ -819,6 +873,8 @@ interface Plan {
   /** A C generator's send lag p99 past which a step counts as disturbed (ms). */
   lagMaxMs: number;
   retries: number;
+  /** Rounds of the fixed rates: each rate's figures pool every round's lookups. */
+  repeats: number;
   /** Seconds of lookups at 5,000/s before a mode's first step. */
   warmupSeconds: number;
 }
@@ -872,19 +928,30 @@ async function quietStep(
     progress(`  (${why}: again)`);
     await new Promise((w) => setTimeout(w, 2_000));
   }
-  return { ...best!, attempts };
+  const kept = { ...best!, attempts };
+  latencyOf.set(kept, latencyOf.get(best!)!);
+  return kept;
 }
 
 async function measureMode(mode: Mode, port: number, plan: Plan): Promise<ModeResults> {
-  const out: ModeResults = { fixed: [], beyond: [], closedLoop: [] };
+  const out: ModeResults = { fixed: [], pooled: [], beyond: [], closedLoop: [] };
   const at = (rate: number, seconds: number, conns: number) =>
     quietStep(() => step(mode, port, rate, seconds, conns, generatorsFor(mode, rate, plan)), plan);
   // Warm-up: JIT, connection pools, the node's first lookups.
   await step(mode, port, 5000, plan.warmupSeconds, plan.conns, generatorsFor(mode, 5000, plan));
-  for (const rate of plan.rates) {
-    const r = await at(rate, plan.seconds, plan.conns);
-    progress(show(r));
-    out.fixed.push(r);
+  // The rates in turn, `repeats` times: the machine's slow minutes spread over every rate.
+  for (let round = 0; round < plan.repeats; round++)
+    for (const rate of plan.rates) {
+      const r = await at(rate, plan.seconds, plan.conns);
+      progress(show(r));
+      out.fixed.push(r);
+    }
+  for (const rate of new Set(plan.rates)) {
+    const p = pool(out.fixed.filter((r) => r.offeredPerSecond === rate));
+    progress(
+      `${mode} ${rate}/s over ${p.runs} runs: p50 ${p.p50Ms} ms, p99 ${p.p99Ms} ms (runs: ${p.p99MsRuns.join(", ")})`,
+    );
+    out.pooled.push(p);
   }
   // Past the fixed rates: step up until the node (or the generators) no longer keep up.
   let rate = plan.rates[plan.rates.length - 1]!;
@@ -913,6 +980,7 @@ async function main(): Promise<void> {
     lagMaxMs: arg("lag-max", 1),
     retries: arg("retries", 3),
     warmupSeconds: arg("warmup", 10),
+    repeats: arg("repeats", 3),
   };
   const modes = (flag("modes") ?? "agent,http").split(",") as Mode[];
   const agentGen = flag("agent-gen") ?? "c";
@@ -943,27 +1011,26 @@ async function main(): Promise<void> {
     await node.stop();
   }
   const floors: StepResult[] = [];
+  /** A floor's 5,000/s step, `repeats` times like the node's. */
+  const repeated = async (run: () => Promise<StepResult>): Promise<StepResult[]> => {
+    const steps: StepResult[] = [];
+    for (let i = 0; i < plan.repeats; i++) {
+      const r = await quietStep(run, plan);
+      progress(show(r));
+      steps.push(r);
+    }
+    return steps;
+  };
   if (floor) {
     for (const mode of modes) {
       if (mode === "dns") continue; // no floor server for DNS
-      const server = await startFloor(mode);
-      const port = (server.address() as { port: number }).port;
+      const server = await spawnFloor(mode);
+      const port = server.port;
       await step(mode, port, 0, 1, 32, generatorsFor(mode, 0, plan));
       // The same generators at 5,000/s: the latency any Node server gets on this machine.
-      const open = await quietStep(
-        () =>
-          step(
-            mode,
-            port,
-            5_000,
-            plan.seconds,
-            plan.conns,
-            generatorsFor(mode, 5_000, plan),
-            `floor-${mode}`,
-          ),
-        plan,
+      const open = await repeated(() =>
+        step(mode, port, 5_000, plan.seconds, plan.conns, generatorsFor(mode, 5_000, plan), `floor-${mode}`),
       );
-      progress(show(open));
       const closed = await quietStep(
         () =>
           step(
@@ -978,34 +1045,31 @@ async function main(): Promise<void> {
         plan,
       );
       progress(show(closed));
-      floors.push(open, closed);
-      await new Promise((r) => server.close(() => r(undefined)));
+      floors.push(...open, closed);
+      server.stop();
     }
     if (modes.includes("agent")) {
       const c = await startNativeAgentFloor();
       if (c !== undefined) {
         try {
-          const open = await quietStep(
-            () =>
-              step(
-                "agent",
-                c.port,
-                5_000,
-                plan.seconds,
-                plan.conns,
-                generatorsFor("agent", 5_000, plan),
-                "floor-agent-c",
-              ),
-            plan,
+          const open = await repeated(() =>
+            step(
+              "agent",
+              c.port,
+              5_000,
+              plan.seconds,
+              plan.conns,
+              generatorsFor("agent", 5_000, plan),
+              "floor-agent-c",
+            ),
           );
-          progress(show(open));
           const closed = await quietStep(
             () =>
               step("agent", c.port, 0, plan.maxSeconds, 64, generatorsFor("agent", 0, plan), "floor-agent-c"),
             plan,
           );
           progress(show(closed));
-          floors.push(open, closed);
+          floors.push(...open, closed);
         } finally {
           c.stop();
         }
@@ -1016,28 +1080,46 @@ async function main(): Promise<void> {
   for (const mode of modes) {
     const m = results[mode]!;
     const sustained = [...m.fixed, ...m.beyond].filter((r) => r.sustained);
-    const at = (rate: number) => m.fixed.find((r) => r.offeredPerSecond === rate);
+    const at = m.pooled.find((p) => p.offeredPerSecond === 5000);
     summary[mode] = {
       maxSustainedPerSecond: Math.max(0, ...sustained.map((r) => r.offeredPerSecond)),
       maxClosedLoopPerSecond: Math.max(0, ...m.closedLoop.map((r) => r.achievedPerSecond)),
-      p99MsAt5000: at(5000)?.latencyMsP99,
-      fromScheduleP99MsAt5000: at(5000)?.fromScheduleMsP99,
-      byRate: [...m.fixed, ...m.beyond].map((r) => ({
-        offeredPerSecond: r.offeredPerSecond,
-        achievedPerSecond: r.achievedPerSecond,
-        p50Ms: r.latencyMsP50,
-        p99Ms: r.latencyMsP99,
-        fromScheduleP99Ms: r.fromScheduleMsP99,
-        nodeCpuPercent: r.nodeCpuPercent,
-        sustained: r.sustained,
-      })),
+      // Over every lookup of the runs at 5,000/s.
+      p99MsAt5000: at?.p99Ms,
+      p99MsAt5000Runs: at?.p99MsRuns,
+      byRate: [
+        ...m.pooled.map((p) => ({
+          offeredPerSecond: p.offeredPerSecond,
+          runs: p.runs,
+          sustainedRuns: p.sustainedRuns,
+          p50Ms: p.p50Ms,
+          p99Ms: p.p99Ms,
+          p99MsRuns: p.p99MsRuns,
+        })),
+        ...m.beyond.map((r) => ({
+          offeredPerSecond: r.offeredPerSecond,
+          runs: 1,
+          sustainedRuns: r.sustained ? 1 : 0,
+          achievedPerSecond: r.achievedPerSecond,
+          p50Ms: r.latencyMsP50,
+          p99Ms: r.latencyMsP99,
+          nodeCpuPercent: r.nodeCpuPercent,
+        })),
+      ],
     };
   }
-  for (const f of floors) {
-    const entry = (summary[f.mode] ?? {}) as Record<string, number>;
-    summary[f.mode] = entry;
-    if (f.offeredPerSecond === 0) entry.maxClosedLoopPerSecond = f.achievedPerSecond;
-    else entry.p99MsAt5000 = f.latencyMsP99;
+  for (const label of new Set(floors.map((f) => f.mode))) {
+    const mine = floors.filter((f) => f.mode === label);
+    const open = mine.filter((f) => f.offeredPerSecond > 0);
+    const p = open.length > 0 ? pool(open) : undefined;
+    summary[label] = {
+      p99MsAt5000: p?.p99Ms,
+      p99MsAt5000Runs: p?.p99MsRuns,
+      maxClosedLoopPerSecond: Math.max(
+        0,
+        ...mine.filter((f) => f.offeredPerSecond === 0).map((f) => f.achievedPerSecond),
+      ),
+    };
   }
   console.log(JSON.stringify(summary, null, 2));
   if (!write) return;
@@ -1090,5 +1172,9 @@ async function main(): Promise<void> {
   progress(`wrote ${path}`);
 }
 
+const floorServe = flag("floor-serve") as Mode | undefined;
 if (flag("gen") !== undefined) await runGenerator();
-else await main();
+else if (floorServe !== undefined) {
+  const server = await startFloor(floorServe);
+  console.log((server.address() as { port: number }).port);
+} else await main();
