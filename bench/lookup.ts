@@ -21,7 +21,7 @@
 // ("floor"): what one Node process can do on this machine with these generators, whatever the
 // node does; for agent-check also a minimal C server
 // (bench/agent-floor.c, "floor-agent-c"): what the machine allows a connection per lookup at
-// all. Writes bench/results/lookup.json.
+// all. Writes bench/results/lookup.json (lookup-thread.json with --lookup-isolation=thread).
 //
 //   npx node bench/lookup.ts [--rates=1000,5000,10000,20000 --seconds=5 --max-seconds=5]
 //                            [--generators=0 (by rate) --http-conns=64 --modes=agent,http[,dns] --floor=1]
