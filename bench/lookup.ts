@@ -16,7 +16,9 @@
 // - the node's CPU and event-loop delay, the generators' CPU, and the CPU that other processes
 //   on the machine used meanwhile (from /proc/stat), since this machine is shared.
 // The fixed rates run `--repeats` rounds; each rate's figures pool every round's lookups (and
-// list each run's p99). Then closed loop at fixed concurrency, and 5,000/s and closed loop
+// list each run's p99). After each 5,000/s step, a small server in a process of its own takes
+// its turn at the same rate ("beside": the C agent server, or the bare Node HTTP server), so
+// every node figure at 5,000/s has one from the same minutes of this shared machine beside it. Then closed loop at fixed concurrency, and 5,000/s and closed loop
 // against a bare node:net server in a small process of its own that answers a fixed reply
 // ("floor"): what one Node process can do on this machine with these generators, whatever the
 // node does; for agent-check also a minimal C server
@@ -856,6 +858,8 @@ interface ModeResults {
   fixed: StepResult[];
   /** The fixed-rate steps pooled per rate. */
   pooled: Pooled[];
+  /** A small server's 5,000/s steps, each right after the node's (empty without one). */
+  beside: StepResult[];
   beyond: StepResult[];
   closedLoop: StepResult[];
 }
@@ -933,8 +937,21 @@ async function quietStep(
   return kept;
 }
 
-async function measureMode(mode: Mode, port: number, plan: Plan): Promise<ModeResults> {
-  const out: ModeResults = { fixed: [], pooled: [], beyond: [], closedLoop: [] };
+/** A small server measured in turns with the node at 5,000/s: the machine's minute, apart
+ * from the node. */
+interface Beside {
+  port: number;
+  label: "floor-agent-c" | "floor-http";
+  stop(): void;
+}
+
+async function measureMode(
+  mode: Mode,
+  port: number,
+  plan: Plan,
+  beside: Beside | undefined,
+): Promise<ModeResults> {
+  const out: ModeResults = { fixed: [], pooled: [], beside: [], beyond: [], closedLoop: [] };
   const at = (rate: number, seconds: number, conns: number) =>
     quietStep(() => step(mode, port, rate, seconds, conns, generatorsFor(mode, rate, plan)), plan);
   // Warm-up: JIT, connection pools, the node's first lookups.
@@ -945,6 +962,23 @@ async function measureMode(mode: Mode, port: number, plan: Plan): Promise<ModeRe
       const r = await at(rate, plan.seconds, plan.conns);
       progress(show(r));
       out.fixed.push(r);
+      if (rate === 5000 && beside !== undefined) {
+        const b = await quietStep(
+          () =>
+            step(
+              mode,
+              beside.port,
+              5000,
+              plan.seconds,
+              plan.conns,
+              generatorsFor(mode, 5000, plan),
+              beside.label,
+            ),
+          plan,
+        );
+        progress(`  beside: ${show(b)}`);
+        out.beside.push(b);
+      }
     }
   for (const rate of new Set(plan.rates)) {
     const p = pool(out.fixed.filter((r) => r.offeredPerSecond === rate));
@@ -952,6 +986,10 @@ async function measureMode(mode: Mode, port: number, plan: Plan): Promise<ModeRe
       `${mode} ${rate}/s over ${p.runs} runs: p50 ${p.p50Ms} ms, p99 ${p.p99Ms} ms (runs: ${p.p99MsRuns.join(", ")})`,
     );
     out.pooled.push(p);
+  }
+  if (out.beside.length > 0) {
+    const b = pool(out.beside);
+    progress(`${beside!.label} beside it, 5000/s: p99 ${b.p99Ms} ms (runs: ${b.p99MsRuns.join(", ")})`);
   }
   // Past the fixed rates: step up until the node (or the generators) no longer keep up.
   let rate = plan.rates[plan.rates.length - 1]!;
@@ -1001,12 +1039,25 @@ async function main(): Promise<void> {
   );
   const results: Partial<Record<Mode, ModeResults>> = {};
   try {
-    for (const mode of modes)
-      results[mode] = await measureMode(
-        mode,
-        mode === "agent" ? agentPort : mode === "dns" ? dnsPort : apiPort,
-        plan,
-      );
+    for (const mode of modes) {
+      // In turns with the node at 5,000/s: the minimal C agent server, or the bare Node HTTP
+      // server, each in a small process of its own.
+      let beside: Beside | undefined;
+      if (floor && mode === "agent") {
+        const c = await startNativeAgentFloor();
+        if (c !== undefined) beside = { ...c, label: "floor-agent-c" };
+      } else if (floor && mode === "http") beside = { ...(await spawnFloor("http")), label: "floor-http" };
+      try {
+        results[mode] = await measureMode(
+          mode,
+          mode === "agent" ? agentPort : mode === "dns" ? dnsPort : apiPort,
+          plan,
+          beside,
+        );
+      } finally {
+        beside?.stop();
+      }
+    }
   } finally {
     await node.stop();
   }
@@ -1087,6 +1138,14 @@ async function main(): Promise<void> {
       // Over every lookup of the runs at 5,000/s.
       p99MsAt5000: at?.p99Ms,
       p99MsAt5000Runs: at?.p99MsRuns,
+      // The small server that took turns with the node at 5,000/s, the same minutes.
+      ...(m.beside.length === 0
+        ? {}
+        : {
+            beside: m.beside[0]!.mode,
+            besideP99MsAt5000: pool(m.beside).p99Ms,
+            besideP99MsAt5000Runs: pool(m.beside).p99MsRuns,
+          }),
       byRate: [
         ...m.pooled.map((p) => ({
           offeredPerSecond: p.offeredPerSecond,
