@@ -48,11 +48,13 @@ describe("GET /v1/targets on a real node", () => {
     for (let i = 0; i < 3; i++) origins.push(await startTestOrigin(200, "ok"));
     origins.push(await startTestOrigin(503, "no"));
     // "idle" targets are never checked within the test (a one-day interval, the first check at a
-    // seeded phase within it): they stay unknown. Loopback only.
+    // seeded phase within it): they stay unknown. Loopback only. fall: 3, so that one check
+    // slower than its 150 ms timeout on a busy machine (CI runs two test files at once) does not
+    // take a healthy origin down while the counts are read.
     const cfg = parseConfigText(
       `
 node: { name: r1, api: "127.0.0.1:0", gossip: "127.0.0.1:0", data_dir: "${tmpDataDir()}" }
-defaults: { interval: 200ms, timeout: 150ms, rise: 1, fall: 1 }
+defaults: { interval: 200ms, timeout: 150ms, rise: 1, fall: 3 }
 pools:
   web:
     check: { type: http, path: /healthz }
