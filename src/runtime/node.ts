@@ -91,6 +91,8 @@ const CHANNEL_REPLICATION = 0x52; // "R"
  * long), how long stop() waits for it anyway: the core's timer runs on this loop, so a starved
  * machine may fire it late. */
 const LEAVE_BACKSTOP_MS = 1_000;
+/** DNS table changes reach the lookup servers at most this often (feedDnsSoon). */
+const DNS_FEED_EVERY_MS = 50;
 /** Replication sync streams time out after this. */
 const SYNC_TIMEOUT_MS = 10_000;
 
@@ -168,6 +170,10 @@ export class VigilNode implements ApiBackend {
   private agent: AgentServer | undefined;
   private lookups: LookupThread | undefined;
   private lookupFeedQueued = false;
+  /** Pools whose DNS answer may have changed, waiting for the next DNS feed (feedDnsSoon). */
+  private readonly dnsFeedPools = new Set<string>();
+  private dnsFeedTimer: NodeJS.Timeout | undefined;
+  private dnsFedAtMs = Number.NEGATIVE_INFINITY;
   private dns: DnsServer | undefined;
   /** Alerts (the config's `alerts:`), running from start() to stop(); docs/alerts.md. */
   readonly alerts: AlertManager | undefined;
@@ -407,6 +413,8 @@ export class VigilNode implements ApiBackend {
     this.stopping = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
+    if (this.dnsFeedTimer !== undefined) clearTimeout(this.dnsFeedTimer);
+    this.dnsFeedTimer = undefined;
     const pending = [...this.inFlight.values()];
     this.log.info({ inFlight: pending.length }, "stopping: waiting for in-flight checks");
     await Promise.allSettled(pending);
@@ -786,8 +794,34 @@ export class VigilNode implements ApiBackend {
       }
       thread.updateAgent(entries);
     }
-    if (thread.dns !== undefined && pools.length > 0)
-      thread.updateDns(pools.map((p) => [p, this.dnsAnswer(p)?.targets]));
+    if (thread.dns !== undefined && pools.length > 0) {
+      for (const p of pools) this.dnsFeedPools.add(p);
+      this.feedDnsSoon();
+    }
+  }
+
+  /**
+   * A DNS answer is a pool's whole healthy list (up to thousands of targets), so its changes go
+   * out at most every DNS_FEED_EVERY_MS: the first at once, those within the window together at
+   * its end. While many verdicts move (a node's first checks, a pool flapping), that is one
+   * message per window instead of one per event-loop turn, each carrying the whole list; a
+   * resolver's TTL is seconds.
+   */
+  private feedDnsSoon(): void {
+    if (this.dnsFeedTimer !== undefined) return;
+    const waitMs = this.dnsFedAtMs + DNS_FEED_EVERY_MS - this.now();
+    if (waitMs <= 0) this.feedDns();
+    else this.dnsFeedTimer = setTimeout(() => this.feedDns(), waitMs).unref();
+  }
+
+  private feedDns(): void {
+    this.dnsFeedTimer = undefined;
+    this.dnsFedAtMs = this.now();
+    const pools = [...this.dnsFeedPools];
+    this.dnsFeedPools.clear();
+    const thread = this.lookups;
+    if (thread?.dns === undefined || pools.length === 0 || this.stopping) return;
+    thread.updateDns(pools.map((p) => [p, this.dnsAnswer(p)?.targets]));
   }
 
   healthyTargets(pool: string): TargetAddr[] | undefined {

@@ -5,9 +5,11 @@ import { SeededRandom } from "../../src/core/random.ts";
 import { systemClock } from "../../src/runtime/clock.ts";
 import { silentLogger } from "../../src/runtime/log.ts";
 import { VigilNode } from "../../src/runtime/node.ts";
+import type { LookupThread } from "../../src/serve/lookup-thread.ts";
 import { addressesOf, dnsQuery, firstReplyAfterJunk, rcodeOf } from "../helpers/dns.ts";
 import { eventually } from "../helpers/origins.ts";
 import { scriptedProber } from "../helpers/prober.ts";
+import { tmpDataDir } from "../helpers/tmp.ts";
 
 // A node's DNS server (node.dns) answering from the node's own verdicts, over a real UDP
 // socket, and counting what it did in /metrics. The prober is a stub: the targets' addresses
@@ -20,7 +22,7 @@ describe("DNS server of a node", () => {
   before(async () => {
     const cfg = parseConfigText(
       `
-node: { name: d1, api: "127.0.0.1:0", gossip: "127.0.0.1:0", dns: "127.0.0.1:0" }
+node: { name: d1, api: "127.0.0.1:0", gossip: "127.0.0.1:0", dns: "127.0.0.1:0", data_dir: "${tmpDataDir()}" }
 defaults: { interval: 100ms, timeout: 80ms, rise: 1, fall: 1 }
 pools:
   web:
@@ -142,5 +144,81 @@ pools:
     assert.equal(value(/vigil_dns_tcp_connections (\d+)/), 0);
     assert.equal(value(/vigil_dns_tcp_connections_accepted_total (\d+)/), 0);
     assert.equal(value(/vigil_dns_truncated_total\{transport="udp"\} (\d+)/), 0);
+  });
+});
+
+describe("DNS table feed of a node", () => {
+  // A pool's DNS answer is its whole healthy list, so the node sends changed lists to the lookup
+  // servers at most every 50 ms, not on every event-loop turn: 60 targets coming up over one
+  // 100 ms interval would otherwise send the growing list dozens of times.
+  const { prober, results } = scriptedProber();
+  const hosts = Array.from({ length: 60 }, (_, i) => `10.3.0.${i + 1}`);
+  let node: VigilNode;
+  /** What reached the lookup servers: when, and pool big's list (hosts) if it was in it. */
+  const feeds: { atMs: number; big: string[] | undefined }[] = [];
+  before(async () => {
+    const cfg = parseConfigText(
+      `
+node: { name: f1, api: "127.0.0.1:0", gossip: "127.0.0.1:0", dns: "127.0.0.1:0", data_dir: "${tmpDataDir()}" }
+defaults: { interval: 100ms, timeout: 80ms, rise: 1, fall: 1 }
+pools:
+  big:
+    check: { type: tcp }
+    targets: [${hosts.map((h) => `${h}:80`).join(", ")}]
+`,
+      "<test>",
+    );
+    node = new VigilNode(cfg, {
+      clock: systemClock,
+      random: new SeededRandom(6),
+      prober,
+      logger: silentLogger,
+    });
+    // Every target down at first; then watch what reaches the lookup servers.
+    for (const h of hosts) results.set(h, { ok: false, latencyMs: 0.1, reason: "refused" });
+    await node.start();
+    const lookups = (node as unknown as { lookups: LookupThread }).lookups;
+    const update = lookups.updateDns.bind(lookups);
+    lookups.updateDns = (entries) => {
+      const big = entries.find((e) => e[0] === "big");
+      feeds.push({ atMs: performance.now(), big: big?.[1]?.map((t) => t.host).sort() });
+      update(entries);
+    };
+  });
+  after(async () => {
+    await node.stop();
+  });
+
+  // 60 addresses do not fit a 512-byte UDP answer: it holds the first few, truncated.
+  const answer = async (): Promise<string[]> =>
+    addressesOf(await dnsQuery(node.dnsPort!, "big.service.vigil.", "A")).sort();
+  const lastFed = (): string[] | undefined => feeds.findLast((f) => f.big !== undefined)?.big;
+  const gapsMs = (): number[] => feeds.slice(1).map((f, i) => f.atMs - feeds[i]!.atMs);
+
+  it("sends a pool's list at most every 50 ms while its targets come up, and ends whole", async () => {
+    for (const h of hosts) results.delete(h);
+    await eventually(
+      () => lastFed()?.length === hosts.length,
+      () => `every target in the list sent; feeds: ${JSON.stringify(feeds.map((f) => f.big?.length))}`,
+    );
+    assert.deepEqual(lastFed(), [...hosts].sort());
+    assert.ok((await answer()).length > 0, "the answer comes from it");
+    // Timers may fire a millisecond early by their rounding; never tens.
+    assert.ok(
+      gapsMs().every((g) => g >= 45),
+      `feeds closer than 50 ms: ${gapsMs().map((g) => g.toFixed(1))}`,
+    );
+  });
+
+  it("and again while they all go down: the last list sent is the empty one", async () => {
+    const before_ = feeds.length;
+    for (const h of hosts) results.set(h, { ok: false, latencyMs: 0.1, reason: "refused" });
+    await eventually(() => lastFed()?.length === 0, "the empty list sent");
+    assert.deepEqual(await answer(), []);
+    assert.ok(feeds.length > before_, "the change was sent");
+    assert.ok(
+      gapsMs().every((g) => g >= 45),
+      `feeds closer than 50 ms: ${gapsMs().map((g) => g.toFixed(1))}`,
+    );
   });
 });

@@ -17,6 +17,7 @@ import { askAgent as ask } from "../helpers/agent.ts";
 import { addressesOf, dnsQuery, rcodeOf } from "../helpers/dns.ts";
 import { eventually } from "../helpers/origins.ts";
 import { scriptedProber } from "../helpers/prober.ts";
+import { tmpDataDir } from "../helpers/tmp.ts";
 
 // The agent-check and DNS servers on the lookup thread (src/serve/lookup-thread.ts): they answer
 // from the tables the node pushes, count into memory the node reads, come back after a crash with
@@ -342,7 +343,7 @@ for (const isolation of ["thread", "process"] as const)
     before(async () => {
       const cfg = parseConfigText(
         `
-node: { name: a1, api: "127.0.0.1:0", gossip: "127.0.0.1:0", agent: "127.0.0.1:0", lookup_threads: 2, lookup_isolation: ${isolation} }
+node: { name: a1, api: "127.0.0.1:0", gossip: "127.0.0.1:0", agent: "127.0.0.1:0", lookup_threads: 2, lookup_isolation: ${isolation}, data_dir: "${tmpDataDir()}" }
 defaults: { interval: 100ms, timeout: 80ms, rise: 1, fall: 1 }
 pools:
   web:
