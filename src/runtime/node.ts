@@ -811,17 +811,24 @@ export class VigilNode implements ApiBackend {
     if (this.dnsFeedTimer !== undefined) return;
     const waitMs = this.dnsFedAtMs + DNS_FEED_EVERY_MS - this.now();
     if (waitMs <= 0) this.feedDns();
-    else this.dnsFeedTimer = setTimeout(() => this.feedDns(), waitMs).unref();
+    // Asked again when it fires: a timer counts from the loop's cached time, which a long
+    // callback leaves behind, so it may fire early by as much.
+    else
+      this.dnsFeedTimer = setTimeout(() => {
+        this.dnsFeedTimer = undefined;
+        this.feedDnsSoon();
+      }, Math.ceil(waitMs)).unref();
   }
 
   private feedDns(): void {
-    this.dnsFeedTimer = undefined;
-    this.dnsFedAtMs = this.now();
     const pools = [...this.dnsFeedPools];
     this.dnsFeedPools.clear();
     const thread = this.lookups;
     if (thread?.dns === undefined || pools.length === 0 || this.stopping) return;
     thread.updateDns(pools.map((p) => [p, this.dnsAnswer(p)?.targets]));
+    // The window starts when the message has gone: a pause while building it (a GC on a busy
+    // machine) must not shorten the wait before the next one.
+    this.dnsFedAtMs = this.now();
   }
 
   healthyTargets(pool: string): TargetAddr[] | undefined {

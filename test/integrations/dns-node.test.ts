@@ -203,9 +203,9 @@ pools:
     );
     assert.deepEqual(lastFed(), [...hosts].sort());
     assert.ok((await answer()).length > 0, "the answer comes from it");
-    // Timers may fire a millisecond early by their rounding; never tens.
+    // Measured from each message to the next by the same clock the node decides with: exact.
     assert.ok(
-      gapsMs().every((g) => g >= 45),
+      gapsMs().every((g) => g >= 50),
       `feeds closer than 50 ms: ${gapsMs().map((g) => g.toFixed(1))}`,
     );
   });
@@ -217,7 +217,7 @@ pools:
     assert.deepEqual(await answer(), []);
     assert.ok(feeds.length > before_, "the change was sent");
     assert.ok(
-      gapsMs().every((g) => g >= 45),
+      gapsMs().every((g) => g >= 50),
       `feeds closer than 50 ms: ${gapsMs().map((g) => g.toFixed(1))}`,
     );
   });
