@@ -1,27 +1,5 @@
-// Where the agent-check tail comes from: Vigil's agent server (src/serve/agent-server.ts, a
-// fixed verdict, no node around it) in a process of its own, on the main thread and on a worker
-// thread, and the minimal C server (bench/agent-floor.c), each under the C generator
-// (bench/agent-load.c) at a fixed rate. bench/lookup.ts measures the same server inside a node
-// with 10,000 targets; the difference between the two is what sharing a process with the node
-// costs. Each server gets a warm-up run (JIT, heap growth) that is not kept, then `--runs` runs.
-//
-// Then the memory phase (`--ballast-mb=850`, 0 skips it): the same server on a worker thread
-// (a) alone, (b) beside another, idle process holding that much memory, (c) in a process whose
-// main thread holds it (as a node's main thread holds its targets, idle or not). The ballast is
-// idle once built; what changes is only how much memory is in use, and where. Each arm is
-// started fresh, left `--settle` seconds, warmed up, then measured `--runs` times; the arms go
-// round `--memory-rounds` times. The CPU time of the kernel's DAMON thread (kdamond, a memory
-// monitor some VMs run) over each run is recorded where there is one.
-// Writes bench/results/agent-isolation.json.
-//
-//   npx node bench/agent-isolation.ts [--rate=5000 --seconds=5 --runs=3]
-//                                     [--ballast-mb=850 --settle=20 --memory-rounds=2]
-//
-// Loopback only; needs a C compiler (cc) for the generator and the C server.
-import { spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { loadavg } from "node:os";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { isMainThread, parentPort, Worker } from "node:worker_threads";
 import {
@@ -33,6 +11,7 @@ import {
   progress,
   round,
   runAgentLoad,
+  spawnServer,
   writeResults,
 } from "./lib.ts";
 
@@ -92,18 +71,13 @@ interface Served {
 }
 
 async function startServer(cmd: string, args: string[]): Promise<Served> {
-  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "inherit"] });
-  const line = await new Promise<string>((resolve) =>
-    createInterface({ input: child.stdout! }).once("line", resolve),
-  );
+  const s = await spawnServer(cmd, args);
   return {
-    port: Number(line),
-    pid: child.pid!,
+    ...s,
     cpuMs: () => {
-      const { userMs, systemMs } = procCpuMs(`/proc/${child.pid}/stat`);
+      const { userMs, systemMs } = procCpuMs(`/proc/${s.pid}/stat`);
       return userMs + systemMs;
     },
-    stop: () => child.kill("SIGKILL"),
   };
 }
 

@@ -2,6 +2,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 
 export const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), "results");
@@ -150,6 +151,22 @@ export class LatencyHistogram {
       this.n += c;
     }
   }
+}
+
+/** A server in a process of its own: the first line it prints (its port) and its pid. */
+export interface SpawnedServer {
+  port: number;
+  pid: number;
+  stop: () => void;
+}
+
+/** Starts `cmd args`, a server that prints its port on a line once it listens. */
+export async function spawnServer(cmd: string, args: string[]): Promise<SpawnedServer> {
+  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "inherit"] });
+  const line = await new Promise<string>((resolve) =>
+    createInterface({ input: child.stdout! }).once("line", resolve),
+  );
+  return { port: Number(line), pid: child.pid!, stop: () => child.kill("SIGKILL") };
 }
 
 /** Builds bench/<name>.c with the machine's C compiler into a temp dir; throws without one. */

@@ -1,25 +1,8 @@
-// Agent-check tail of a node by `node.lookup_isolation` (thread or process), next to the same
-// agent server in a small process of its own beside that node. A node with 10,000 targets
-// (checks answered by a stub, then a 1 h interval: the node idles) starts with one isolation;
-// a standalone agent server (bench/agent-isolation.ts --serve=worker) starts beside it; the C
-// generator (bench/agent-load.c) then takes turns at 5,000 lookups/s on the node's agent port
-// and the standalone one, `--runs` times. Then the same with the other isolation. Rounds of
-// both go `--rounds` times, so the machine's noise lands on both alike.
-//
-// bench/lookup.ts measures much more (HTTP, rates, closed loop) around one node; this one asks
-// only whether the node's lookups answer as fast as a small process beside it does.
-// Writes bench/results/lookup-isolation.json.
-//
-//   npx node bench/lookup-isolation.ts [--rate=5000 --seconds=5 --runs=3 --rounds=2 --settle=20]
-//
-// Loopback only; needs a C compiler (cc) for the generator.
-import { spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { type AgentLoadRun, arg, buildC, progress, runAgentLoad, writeResults } from "./lib.ts";
+import { type AgentLoadRun, arg, buildC, progress, runAgentLoad, spawnServer, writeResults } from "./lib.ts";
 import { lookupPoolsYaml, startJudgedNode } from "./lookup-node.ts";
 
 function config(isolation: string): string {
@@ -46,21 +29,13 @@ async function main(): Promise<void> {
   for (let round = 0; round < rounds; round++)
     for (const isolation of ["thread", "process"] as const) {
       const node = await startJudgedNode(config(isolation), "1h");
-      const standalone = spawn(
-        process.execPath,
-        [
-          fileURLToPath(new URL("./agent-isolation.ts", import.meta.url)),
-          "--serve=worker",
-          "--transport=libuv",
-        ],
-        { stdio: ["ignore", "pipe", "inherit"] },
-      );
+      const standalone = await spawnServer(process.execPath, [
+        fileURLToPath(new URL("./agent-isolation.ts", import.meta.url)),
+        "--serve=worker",
+        "--transport=libuv",
+      ]);
       try {
-        const besidePort = Number(
-          await new Promise<string>((resolve) =>
-            createInterface({ input: standalone.stdout! }).once("line", resolve),
-          ),
-        );
+        const besidePort = standalone.port;
         await new Promise((r) => setTimeout(r, settleMs));
         await runAgentLoad(gen, besidePort, rate, seconds); // warm-ups, not kept
         await runAgentLoad(gen, node.agentPort!, rate, seconds);
@@ -75,7 +50,7 @@ async function main(): Promise<void> {
           results[isolation]!.beside.push(beside);
         }
       } finally {
-        standalone.kill("SIGKILL");
+        standalone.stop();
         await node.stop();
       }
     }

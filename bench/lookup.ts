@@ -50,7 +50,17 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { encode as dnsEncode } from "dns-packet";
 import type { VigilNode } from "../src/runtime/node.ts";
-import { arg, buildC, LatencyHistogram, procCpuMs, progress, round, writeResults } from "./lib.ts";
+import {
+  arg,
+  buildC,
+  LatencyHistogram,
+  procCpuMs,
+  progress,
+  round,
+  type SpawnedServer,
+  spawnServer,
+  writeResults,
+} from "./lib.ts";
 import {
   LOOKUP_TARGETS,
   lookupPoolOf,
@@ -528,14 +538,8 @@ async function startFloor(mode: Mode): Promise<Server> {
  * The floor server in a small Node process of its own (this file with --floor-serve): apart
  * from the node's memory and from this process, which held the node until just now.
  */
-async function spawnFloor(mode: Mode): Promise<{ port: number; stop: () => void }> {
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), `--floor-serve=${mode}`], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const line = await new Promise<string>((resolve) =>
-    createInterface({ input: child.stdout! }).once("line", resolve),
-  );
-  return { port: Number(line), stop: () => child.kill("SIGKILL") };
+function spawnFloor(mode: Mode): Promise<SpawnedServer> {
+  return spawnServer(process.execPath, [fileURLToPath(import.meta.url), `--floor-serve=${mode}`]);
 }
 
 /**
@@ -631,7 +635,7 @@ interface StepResult {
  * The C agent server (bench/agent-floor.c): what this machine allows a connection-per-lookup
  * server at all, apart from Node. Undefined without a C compiler.
  */
-async function startNativeAgentFloor(): Promise<{ port: number; stop: () => void } | undefined> {
+async function startNativeAgentFloor(): Promise<SpawnedServer | undefined> {
   let out: string;
   try {
     out = buildC("agent-floor");
@@ -639,11 +643,7 @@ async function startNativeAgentFloor(): Promise<{ port: number; stop: () => void
     progress(`cannot build bench/agent-floor.c (${(e as Error).message.split("\n")[0]}): no C floor`);
     return undefined;
   }
-  const child = spawn(out, [], { stdio: ["ignore", "pipe", "inherit"] });
-  const line = await new Promise<string>((resolve) =>
-    createInterface({ input: child.stdout! }).once("line", resolve),
-  );
-  return { port: Number(line), stop: () => child.kill("SIGKILL") };
+  return spawnServer(out, []);
 }
 
 /** The C generators (bench/agent-load.c, bench/http-load.c), built at start with the machine's

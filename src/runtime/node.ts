@@ -722,7 +722,7 @@ export class VigilNode implements ApiBackend {
       this.core.watchLookups(() => this.feedLookupsSoon());
       const thread = await startLookupThread({
         threads: n.lookupThreads ?? 1,
-        isolation: n.lookupIsolation ?? "process",
+        ...(n.lookupIsolation === undefined ? {} : { isolation: n.lookupIsolation }),
         ...(agentAt === undefined ? {} : { agent: { host: agentAt[0], port: agentAt[1] } }),
         ...(dnsAt === undefined ? {} : { dns: { host: dnsAt[0], port: dnsAt[1] } }),
         agentEntries:

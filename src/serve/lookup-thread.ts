@@ -76,10 +76,10 @@ export interface LookupThreadInit {
 export type LookupIsolation = "thread" | "process";
 
 export interface LookupThreadOptions {
-  /** Default "thread". A child process does not share the node's memory: on a machine where
-   * the kernel's memory housekeeping stalls every thread of a large process (see
-   * docs/haproxy.md), its lookups do not stall with the node. Its counters reach the node as
-   * copies every 200 ms. */
+  /** Default "process" (node.lookup_isolation). A child process does not share the node's
+   * memory: on a machine where the kernel's memory housekeeping stalls every thread of a large
+   * process (see docs/haproxy.md), its lookups do not stall with the node. Its counters reach
+   * the node as copies every 200 ms; a thread's live in shared memory. */
   isolation?: LookupIsolation;
   agent?: AgentListen;
   dns?: DnsListen;
@@ -250,7 +250,7 @@ function spawn(
 
 export async function startLookupThread(opts: LookupThreadOptions): Promise<LookupThread> {
   const threads = opts.threads ?? 1;
-  const isolation = opts.isolation ?? "thread";
+  const isolation = opts.isolation ?? "process";
   if (!Number.isInteger(threads) || threads < 1)
     throw new Error(`threads must be an integer ≥ 1, got ${threads}`);
   const shared = threads > 1;

@@ -186,11 +186,19 @@ pools:
       20_000,
     );
     for (const n of owned) assert.ok(n >= 12 && n <= 28, `owned ${owned}`);
-    const counts = await Promise.all(
-      agents.map(async (a) => {
-        const text = await (await fetch(`${a.api}/metrics`)).text();
-        return Number(/vigil_checks_total\{pool="web",result="ok"\} (\d+)/.exec(text)?.[1] ?? 0);
-      }),
+    // A node's first checks of the targets it just took spread over one interval.
+    let counts: number[] = [];
+    await eventually(
+      async () => {
+        counts = await Promise.all(
+          agents.map(async (a) => {
+            const text = await (await fetch(`${a.api}/metrics`)).text();
+            return Number(/vigil_checks_total\{pool="web",result="ok"\} (\d+)/.exec(text)?.[1] ?? 0);
+          }),
+        );
+        return counts.every((c) => c > 0);
+      },
+      () => `every node to check (checks per node: ${counts})`,
     );
     for (const c of counts) assert.ok(c > 0, `every node checks: ${counts}`);
 

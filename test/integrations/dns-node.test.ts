@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import type { Prober } from "../../src/checkers/types.ts";
 import { parseConfigText } from "../../src/config/load.ts";
 import { SeededRandom } from "../../src/core/random.ts";
 import { systemClock } from "../../src/runtime/clock.ts";
@@ -15,28 +16,38 @@ import { tmpDataDir } from "../helpers/tmp.ts";
 // socket, and counting what it did in /metrics. The prober is a stub: the targets' addresses
 // appear in answers only, nothing is sent to them.
 
+/** A node named `name` with DNS on, the `pools:` given, checks answered by `prober`. */
+function dnsNode(name: string, seed: number, pools: string, prober: Prober): VigilNode {
+  const cfg = parseConfigText(
+    `
+node: { name: ${name}, api: "127.0.0.1:0", gossip: "127.0.0.1:0", dns: "127.0.0.1:0", data_dir: "${tmpDataDir()}" }
+defaults: { interval: 100ms, timeout: 80ms, rise: 1, fall: 1 }
+pools:
+${pools}`,
+    "<test>",
+  );
+  return new VigilNode(cfg, {
+    clock: systemClock,
+    random: new SeededRandom(seed),
+    prober,
+    logger: silentLogger,
+  });
+}
+
 describe("DNS server of a node", () => {
   const { prober, results } = scriptedProber();
   let node: VigilNode;
   let port: number;
   before(async () => {
-    const cfg = parseConfigText(
-      `
-node: { name: d1, api: "127.0.0.1:0", gossip: "127.0.0.1:0", dns: "127.0.0.1:0", data_dir: "${tmpDataDir()}" }
-defaults: { interval: 100ms, timeout: 80ms, rise: 1, fall: 1 }
-pools:
-  web:
+    node = dnsNode(
+      "d1",
+      4,
+      `  web:
     check: { type: http, path: /healthz }
     targets: [10.2.0.1:8080, 10.2.0.2:8080, 10.2.0.3:8081]
 `,
-      "<test>",
-    );
-    node = new VigilNode(cfg, {
-      clock: systemClock,
-      random: new SeededRandom(4),
       prober,
-      logger: silentLogger,
-    });
+    );
     await node.start();
     port = node.dnsPort!;
   });
@@ -157,23 +168,15 @@ describe("DNS table feed of a node", () => {
   /** What reached the lookup servers: when, and pool big's list (hosts) if it was in it. */
   const feeds: { atMs: number; big: string[] | undefined }[] = [];
   before(async () => {
-    const cfg = parseConfigText(
-      `
-node: { name: f1, api: "127.0.0.1:0", gossip: "127.0.0.1:0", dns: "127.0.0.1:0", data_dir: "${tmpDataDir()}" }
-defaults: { interval: 100ms, timeout: 80ms, rise: 1, fall: 1 }
-pools:
-  big:
+    node = dnsNode(
+      "f1",
+      6,
+      `  big:
     check: { type: tcp }
     targets: [${hosts.map((h) => `${h}:80`).join(", ")}]
 `,
-      "<test>",
-    );
-    node = new VigilNode(cfg, {
-      clock: systemClock,
-      random: new SeededRandom(6),
       prober,
-      logger: silentLogger,
-    });
+    );
     // Every target down at first; then watch what reaches the lookup servers.
     for (const h of hosts) results.set(h, { ok: false, latencyMs: 0.1, reason: "refused" });
     await node.start();
