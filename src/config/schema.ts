@@ -969,6 +969,7 @@ export const nodeSchema = mapping(
     max_concurrent_checks: integer(1, limits.maxConcurrentChecksCeiling, "a number of checks").optional(),
     lookup_threads: integer(1, configLimits.maxLookupThreads, "a number of lookup threads").optional(),
     lookup_isolation: oneOf(["thread", "process"]).optional(),
+    lookup_rt_priority: integer(1, 99, "a real-time priority").optional(),
     store: custom(parseStore).optional(),
     retention: retentionSchema.optional(),
     api_tls: apiTlsSchema.optional(),
@@ -977,7 +978,18 @@ export const nodeSchema = mapping(
   },
   "a mapping of node settings",
   "node",
-).transform((doc): NodeSpec => {
+).transform((doc, ctx): NodeSpec => {
+  // A thread shares the node's process: there is no process of its own to prioritise.
+  if (doc.lookup_rt_priority !== undefined && doc.lookup_isolation === "thread") {
+    ctx.issues.push({
+      code: "custom",
+      path: ["lookup_rt_priority"],
+      message:
+        "expected no lookup_rt_priority with lookup_isolation: thread (the priority is given to the lookup processes; a thread is part of the node's)",
+      input: doc.lookup_rt_priority,
+    });
+    return z.NEVER;
+  }
   const spec: NodeSpec = {
     name: doc.name ?? hostname(),
     zone: doc.zone ?? nodeDefaults.zone,
@@ -994,6 +1006,7 @@ export const nodeSchema = mapping(
   if (doc.dns !== undefined) spec.dns = doc.dns;
   if (doc.lookup_threads !== undefined) spec.lookupThreads = doc.lookup_threads;
   if (doc.lookup_isolation !== undefined) spec.lookupIsolation = doc.lookup_isolation;
+  if (doc.lookup_rt_priority !== undefined) spec.lookupRtPriority = doc.lookup_rt_priority;
   if (doc.advertise !== undefined) spec.advertise = doc.advertise;
   // Optional keys until NodeSpec carries them: absent means the defaults (historySettingsOf).
   if (doc.store !== undefined) (spec as NodeSpec & NodeHistoryKeys).store = doc.store;

@@ -109,6 +109,9 @@ export interface NodeSpec {
   /** node.lookup_isolation: the lookup servers in child processes of the node (default) or on
    * its worker threads. */
   lookupIsolation?: "thread" | "process";
+  /** node.lookup_rt_priority: SCHED_FIFO priority (1-99) for the lookup processes; absent =
+   * normal scheduling. */
+  lookupRtPriority?: number;
   join: string[];
   /** The IP address peers use for this node's gossip and API when it binds 0.0.0.0/:: (`node.advertise`). */
   advertise?: string;

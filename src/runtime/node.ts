@@ -49,6 +49,8 @@ export interface NodeDeps {
   /** false: the agent-check and DNS servers run on the node's own event loop, not on the
    * lookup thread (src/serve/lookup-thread.ts); for comparison in bench/lookup.ts. */
   lookupThread?: boolean;
+  /** The chrt that sets node.lookup_rt_priority (tests point it at one that is not there). */
+  chrtPath?: string;
 }
 
 /** A counter whose value is read at scrape time from something that keeps the count. */
@@ -723,6 +725,24 @@ export class VigilNode implements ApiBackend {
       const thread = await startLookupThread({
         threads: n.lookupThreads ?? 1,
         ...(n.lookupIsolation === undefined ? {} : { isolation: n.lookupIsolation }),
+        ...(n.lookupRtPriority === undefined
+          ? {}
+          : {
+              rtPriority: n.lookupRtPriority,
+              onRtPriority: (pid: number, error: string | undefined) => {
+                if (error === undefined)
+                  this.log.info(
+                    { pid, priority: n.lookupRtPriority },
+                    "lookup process runs at real-time priority (SCHED_FIFO)",
+                  );
+                else
+                  this.log.warn(
+                    { pid, priority: n.lookupRtPriority, err: error },
+                    "lookup process could not be given real-time priority; it runs at normal priority",
+                  );
+              },
+              ...(this.deps.chrtPath === undefined ? {} : { chrtPath: this.deps.chrtPath }),
+            }),
         ...(agentAt === undefined ? {} : { agent: { host: agentAt[0], port: agentAt[1] } }),
         ...(dnsAt === undefined ? {} : { dns: { host: dnsAt[0], port: dnsAt[1] } }),
         agentEntries:
@@ -751,6 +771,15 @@ export class VigilNode implements ApiBackend {
         "Lookup threads (agent-check, DNS) started again because one died; each is logged.",
         () => thread.restarts,
       );
+      if (n.lookupRtPriority !== undefined)
+        new Gauge({
+          name: "vigil_lookup_realtime_processes",
+          help: "Lookup processes running at node.lookup_rt_priority (SCHED_FIFO); fewer than vigil_lookup_threads means the priority could not be set (logged).",
+          registers: [this.metrics.registry],
+          collect() {
+            this.set(thread.realtime);
+          },
+        });
       new Gauge({
         name: "vigil_lookup_threads",
         help: "Threads answering agent-check and DNS (node.lookup_threads).",

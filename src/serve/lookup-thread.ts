@@ -16,7 +16,7 @@
 // whole tables; clients see refused connections or unanswered queries meanwhile, which change
 // nothing on HAProxy's side and make resolvers retry.
 
-import { type ChildProcess, fork } from "node:child_process";
+import { type ChildProcess, execFile, fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { AgentVerdict } from "../core/agent-check/codec.ts";
@@ -93,6 +93,15 @@ export interface LookupThreadOptions {
   onRestart?: (error: Error | undefined) => void;
   /** A bug caught while answering DNS (the query got SERVFAIL). */
   onDnsInternalError?: (message: string) => void;
+  /** node.lookup_rt_priority: each lookup process's main thread runs under SCHED_FIFO at this
+   * priority (1-99), set with util-linux's `chrt` once it listens (and again after a restart).
+   * Process isolation only. Why: docs/haproxy.md, "Real-time priority". */
+  rtPriority?: number;
+  /** How each lookup process's priority went: undefined when set, else why not (the process
+   * answers at normal priority meanwhile). */
+  onRtPriority?: (pid: number, error: string | undefined) => void;
+  /** The chrt to run (tests point it at one that is not there); default "chrt" on the PATH. */
+  chrtPath?: string;
 }
 
 export interface LookupThread {
@@ -107,6 +116,8 @@ export interface LookupThread {
   readonly restarts: number;
   /** Threads answering (options.threads). */
   readonly threads: number;
+  /** Lookup processes running at options.rtPriority now. */
+  readonly realtime: number;
   close(): Promise<void>;
   /** For tests: stops thread `slot` (default 0) as if it had crashed. */
   killForTest(slot?: number): Promise<void>;
@@ -155,6 +166,37 @@ function failure(message: string, code: string | undefined): Error {
   if (code !== undefined && (Object.values(ErrorCode) as string[]).includes(code))
     return new VigilError(code as ErrorCode, message);
   return Object.assign(new Error(message), code === undefined ? {} : { code });
+}
+
+/** The most chrt may take: it is one system call. */
+const chrtTimeoutMs = 5_000;
+
+/**
+ * Puts process `pid`'s main thread (the event loop answering lookups) under SCHED_FIFO at
+ * `priority`, with util-linux's chrt: Node has no call for it, and a native addon is not
+ * allowed here. Its other threads (V8's collector helpers, started before) stay as they are.
+ * Resolves undefined when done, else with why not, as chrt or the system said it.
+ */
+export function setRealtimePriority(
+  pid: number,
+  priority: number,
+  chrtPath = "chrt",
+): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    execFile(
+      chrtPath,
+      ["--fifo", "--pid", String(priority), String(pid)],
+      { timeout: chrtTimeoutMs, encoding: "utf8" },
+      (err, _stdout, stderr) => {
+        if (err === null) return resolve(undefined);
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === "ENOENT")
+          return resolve(`${chrtPath} not found (util-linux's chrt sets the priority; install util-linux)`);
+        const said = stderr.trim().split("\n").at(-1);
+        resolve(said !== undefined && said !== "" ? said : err.message);
+      },
+    );
+  });
 }
 
 /** A running thread or child process, as the node drives it. */
@@ -293,11 +335,29 @@ export async function startLookupThread(opts: LookupThreadOptions): Promise<Look
   const agentAsked = opts.agent === undefined ? undefined : { ...opts.agent, reusePort: shared };
   const dnsAsked = opts.dns === undefined ? undefined : { ...opts.dns, reusePort: shared };
   const workers: (Runner | undefined)[] = new Array(threads).fill(undefined);
-  const start = (slot: number, agent: AgentListen | undefined, dns: DnsListen | undefined) =>
-    spawn(isolation, init(slot, agent, dns), opts.onDnsInternalError, (a, d) => {
+  if (opts.rtPriority !== undefined) {
+    const p = opts.rtPriority;
+    if (!Number.isInteger(p) || p < 1 || p > 99)
+      throw new Error(`rtPriority must be an integer from 1 to 99, got ${p}`);
+    if (isolation !== "process")
+      throw new Error("rtPriority needs process isolation: a thread shares the node's process");
+  }
+  /** Slots whose process runs at rtPriority. */
+  const realtime = new Set<number>();
+  const start = async (slot: number, agent: AgentListen | undefined, dns: DnsListen | undefined) => {
+    realtime.delete(slot);
+    const started = await spawn(isolation, init(slot, agent, dns), opts.onDnsInternalError, (a, d) => {
       agentCells[slot]!.set(a);
       dnsCells[slot]!.set(d);
     });
+    const pid = started.worker.pid;
+    if (opts.rtPriority !== undefined && pid !== undefined) {
+      const error = await setRealtimePriority(pid, opts.rtPriority, opts.chrtPath);
+      if (error === undefined) realtime.add(slot);
+      opts.onRtPriority?.(pid, error);
+    }
+    return started;
+  };
   let closing: Promise<void> | undefined;
   let restarts = 0;
   const terminateAll = async (): Promise<void> => {
@@ -377,6 +437,9 @@ export async function startLookupThread(opts: LookupThreadOptions): Promise<Look
     threads,
     get restarts() {
       return restarts;
+    },
+    get realtime() {
+      return realtime.size;
     },
     updateAgent(entries) {
       const changed = keepChanged(

@@ -452,6 +452,31 @@ const cases: BadCase[] = [
     message: /thread.*process/,
   },
   {
+    name: "lookup_rt_priority 0",
+    text: "node: { lookup_rt_priority: 0 }\n",
+    path: "node.lookup_rt_priority",
+    message: "expected a real-time priority from 1 to 99, got 0",
+  },
+  {
+    name: "lookup_rt_priority 100",
+    text: "node: { lookup_rt_priority: 100 }\n",
+    path: "node.lookup_rt_priority",
+    message: "expected a real-time priority from 1 to 99, got 100",
+  },
+  {
+    name: "lookup_rt_priority a word",
+    text: "node: { lookup_rt_priority: high }\n",
+    path: "node.lookup_rt_priority",
+    message: /^expected a real-time priority from 1 to 99/,
+  },
+  {
+    name: "lookup_rt_priority with lookup_isolation thread",
+    text: "node: { lookup_rt_priority: 10, lookup_isolation: thread }\n",
+    path: "node.lookup_rt_priority",
+    message:
+      "expected no lookup_rt_priority with lookup_isolation: thread (the priority is given to the lookup processes; a thread is part of the node's)",
+  },
+  {
     name: "lookup_threads not a whole number",
     text: "node: { lookup_threads: 1.5 }\n",
     path: "node.lookup_threads",
