@@ -31,6 +31,8 @@
 //                            [--agent-thread=1 (0: the agent server on the node's event loop)]
 //                            [--lookup-threads=1 (node.lookup_threads) --check-interval=1h]
 //                            [--lookup-isolation=process|thread (node.lookup_isolation)]
+//                            [--rt-priority=N (node.lookup_rt_priority; the agent generators and floors at it too;
+//                             writes lookup-rt.json)]
 //                            [--settle=20 (s after set-up before measuring) --warmup=10 (s at 5,000/s) --in-process=1 --loop-resolution=2]
 //                            [--repeats=3 (rounds of the fixed rates; figures pool every round's lookups)]
 //
@@ -50,6 +52,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { encode as dnsEncode } from "dns-packet";
 import type { VigilNode } from "../src/runtime/node.ts";
+import { setRealtimePriority } from "../src/serve/lookup-thread.ts";
 import {
   arg,
   buildC,
@@ -76,6 +79,17 @@ const checkInterval = flag("check-interval") ?? "1h";
 const lookupThreads = Number(flag("lookup-threads") ?? "1");
 /** node.lookup_isolation: process (the default) or thread. */
 const lookupIsolation = flag("lookup-isolation") ?? "process";
+/** node.lookup_rt_priority: the lookup processes under SCHED_FIFO at this priority, and, so
+ * that both ends of an agent lookup are scheduled alike, the agent generators and the agent
+ * floor servers too (the HTTP side, on the node's own event loop, stays as it is). */
+const rtPriority = flag("rt-priority") === undefined ? undefined : Number(flag("rt-priority"));
+
+/** Puts `pid` under SCHED_FIFO at --rt-priority (agent side only); fails the run if it cannot. */
+async function realtimeIfAsked(pid: number | undefined, mode: Mode): Promise<void> {
+  if (rtPriority === undefined || mode !== "agent" || pid === undefined) return;
+  const error = await setRealtimePriority(pid, rtPriority);
+  if (error !== undefined) throw new Error(`--rt-priority=${rtPriority}: ${error}`);
+}
 
 type Mode = "agent" | "http" | "dns";
 
@@ -463,7 +477,7 @@ function config(): string {
     const keys = Array.from({ length: DNS_PER_POOL }, (_, i) => dnsTargetKey(p, i));
     pools.push(`  d${p}:\n    check: { type: tcp }\n    targets: [${keys.join(", ")}]`);
   }
-  return `node: { name: bench, api: "127.0.0.1:0", gossip: "127.0.0.1:0", data_dir: "${mkdtempSync(join(tmpdir(), "vigil-bench-"))}", agent: "127.0.0.1:0", dns: "127.0.0.1:0", max_concurrent_checks: 2048, lookup_threads: ${lookupThreads}, lookup_isolation: ${lookupIsolation} }
+  return `node: { name: bench, api: "127.0.0.1:0", gossip: "127.0.0.1:0", data_dir: "${mkdtempSync(join(tmpdir(), "vigil-bench-"))}", agent: "127.0.0.1:0", dns: "127.0.0.1:0", max_concurrent_checks: 2048, lookup_threads: ${lookupThreads}, lookup_isolation: ${lookupIsolation}${rtPriority === undefined ? "" : `, lookup_rt_priority: ${rtPriority}`} }
 defaults: { interval: 2s, timeout: 1s, rise: 1, fall: 1, jitter: 0.1 }
 pools:
 ${pools.join("\n")}
@@ -505,6 +519,18 @@ async function startNode(): Promise<{
     await new Promise((r) => setTimeout(r, settleS * 1000));
   }
   const apiPort = Number(new URL(node.apiUrl).port);
+  if (rtPriority !== undefined) {
+    // The node logs a priority it could not set and goes on; a run measuring it must not.
+    const metrics = await (await fetch(`${node.apiUrl}/metrics`)).text();
+    const realtime = /^vigil_lookup_realtime_processes (\d+)$/m.exec(metrics)?.[1];
+    if (realtime !== String(lookupThreads))
+      throw new Error(
+        `--rt-priority=${rtPriority}: ${realtime ?? "no"} of ${lookupThreads} lookup processes at it`,
+      );
+    progress(
+      `lookup processes at SCHED_FIFO priority ${rtPriority}, and so are the agent generators and floors`,
+    );
+  }
   return { node, apiPort, agentPort: node.agentPort!, dnsPort: node.dnsPort!, firstMinuteLoopDelayMsMax };
 }
 
@@ -538,8 +564,13 @@ async function startFloor(mode: Mode): Promise<Server> {
  * The floor server in a small Node process of its own (this file with --floor-serve): apart
  * from the node's memory and from this process, which held the node until just now.
  */
-function spawnFloor(mode: Mode): Promise<SpawnedServer> {
-  return spawnServer(process.execPath, [fileURLToPath(import.meta.url), `--floor-serve=${mode}`]);
+async function spawnFloor(mode: Mode): Promise<SpawnedServer> {
+  const server = await spawnServer(process.execPath, [
+    fileURLToPath(import.meta.url),
+    `--floor-serve=${mode}`,
+  ]);
+  await realtimeIfAsked(server.pid, mode);
+  return server;
 }
 
 /**
@@ -643,7 +674,9 @@ async function startNativeAgentFloor(): Promise<SpawnedServer | undefined> {
     progress(`cannot build bench/agent-floor.c (${(e as Error).message.split("\n")[0]}): no C floor`);
     return undefined;
   }
-  return spawnServer(out, []);
+  const server = await spawnServer(out, []);
+  await realtimeIfAsked(server.pid, "agent");
+  return server;
 }
 
 /** The C generators (bench/agent-load.c, bench/http-load.c), built at start with the machine's
@@ -719,6 +752,7 @@ async function step(
     const it = lines[Symbol.asyncIterator]();
     const ready = await it.next();
     if (ready.value !== "ready") throw new Error(`generator said ${String(ready.value)}`);
+    await realtimeIfAsked(child.pid, mode);
     kids.push({ child, out: it.next().then((r) => String(r.value)) });
   }
   const delay = monitorEventLoopDelay({ resolution: arg("loop-resolution", 2) });
@@ -1187,7 +1221,8 @@ async function main(): Promise<void> {
     (modes.join(",") === "dns" ? "-dns" : "") +
     (arg("agent-thread", 1) === 0 ? "-loop" : "") +
     (lookupThreads > 1 ? `-threads${lookupThreads}` : "") +
-    (lookupIsolation === "thread" ? "-thread" : "");
+    (lookupIsolation === "thread" ? "-thread" : "") +
+    (rtPriority === undefined ? "" : "-rt");
   const path = writeResults(name, {
     machine: {
       cores: availableParallelism(),
@@ -1198,6 +1233,7 @@ async function main(): Promise<void> {
     agentThread: arg("agent-thread", 1) !== 0,
     lookupThreads,
     lookupIsolation,
+    rtPriority: rtPriority ?? null,
     agentGenerator: nativeAgentGenerator !== undefined ? "c" : "node",
     httpGenerator: nativeHttpGenerator !== undefined ? "c" : "node",
     notes:
@@ -1219,7 +1255,13 @@ async function main(): Promise<void> {
       `${plan.retries} times), the quietest attempt kept. floor-*: 5,000/s and closed loop against a bare ` +
       "node:net server answering a fixed reply: what these generators and one Node process get on this " +
       "machine, whatever the server does; floor-agent-c: the same against a minimal C agent server " +
-      "(bench/agent-floor.c), what the machine allows a connection per lookup apart from Node.",
+      "(bench/agent-floor.c), what the machine allows a connection per lookup apart from Node." +
+      (rtPriority === undefined
+        ? ""
+        : ` rtPriority: node.lookup_rt_priority ${rtPriority} (the lookup processes' event loop under ` +
+          "SCHED_FIFO), and the agent generators and agent floor servers at the same priority, so both ends " +
+          "of an agent lookup are scheduled alike; the HTTP side (the node's own event loop, its generators " +
+          "and floor) at normal priority."),
     summary,
     inProcess: cost,
     /** Event-loop delay while the history wrote the first minute's rollups (10,000 rows), before
