@@ -1,6 +1,6 @@
 import { channel } from "node:diagnostics_channel";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { networkInterfaces } from "node:os";
+import { availableParallelism, networkInterfaces } from "node:os";
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import { AlertManager, firstLiveMember, registerAlertMetrics } from "../alerts/index.ts";
 import type { CheckResult, Prober } from "../checkers/types.ts";
@@ -719,6 +719,14 @@ export class VigilNode implements ApiBackend {
           lookup: (pool) => this.dnsAnswer(pool),
         });
     } else {
+      // Real-time lookup processes on every core could, under a flood of lookups, leave the
+      // node's own event loop (checks, gossip) only what the kernel's RT throttling spares.
+      const cores = availableParallelism();
+      if (n.lookupRtPriority !== undefined && (n.lookupThreads ?? 1) >= cores)
+        this.log.warn(
+          { lookupThreads: n.lookupThreads ?? 1, cores },
+          "node.lookup_rt_priority with as many lookup processes as cores: a flood of lookups can starve the node's checks and gossip; keep lookup_threads below the core count",
+        );
       // Record changes from here on, then hand the thread the whole tables: nothing falls
       // between the two.
       this.core.watchLookups(() => this.feedLookupsSoon());
