@@ -57,6 +57,10 @@ export const historyLimits = {
   journalEntries: 4_096,
   /** Rollup rows per writeRollups call. */
   rollupsPerWrite: 2_000,
+  /** Finished minutes the periodic flush turns into rows and commits at a time, the next slice
+   * once that commit is done: each is a small SQLite transaction on the event loop
+   * (bench/history-flush.ts: 10,000 minutes at once held the loop 75-210 ms). */
+  minutesPerSlice: 500,
   /** Targets with a minute open in memory; past it, results of further targets are not rolled up (counted). */
   maxOpenMinutes: 1_000_000,
   /** compact() calls per compaction run; each call is bounded by the store. */
@@ -209,6 +213,12 @@ export class History {
   private pending: StoredEvent[] = [];
   /** Minutes closed by a later result, written together at the next turn of the loop. */
   private pendingRows: RollupRow[] = [];
+  /** Targets whose minute was over at the last periodic flush, not yet turned into rows (a
+   * slice per turn); `dueBeforeMs` is the end a minute must have had by then. */
+  private due: string[] = [];
+  private dueAt = 0;
+  private dueBeforeMs = 0;
+  private dueScheduled = false;
   private flushScheduled = false;
   private readonly open = new Map<string, OpenMinute>();
   // Results are journaled (sequential writes) and folded into their minutes in a batch: folding
@@ -595,35 +605,82 @@ export class History {
     this.stats.checksRecorded++;
   }
 
-  /** Writes the minutes that are over (all of them with `all`, or with flushOpenMinutes). */
+  /**
+   * Writes the minutes that are over (all of them with `all`, or with flushOpenMinutes). With
+   * `all` at once; otherwise the first `minutesPerSlice` now and each further slice once the one
+   * before is committed, so thousands of targets whose minutes end together (a long check
+   * interval, checks stopped) do not hold the loop for one long transaction. A target checked
+   * again meanwhile rolls its minute over itself (fold).
+   */
   flushMinutes(all: boolean): void {
     this.foldJournal();
-    const current = this.clock.wallMs();
     const everything = all || this.tuning.flushOpenMinutes;
+    if (everything) {
+      this.due = [];
+      this.dueAt = 0;
+      const rows: RollupRow[] = [];
+      for (const m of this.open.values()) rows.push(toRow(this.node, m));
+      this.open.clear();
+      this.queueRollups(rows);
+      return;
+    }
+    // A pass still under way goes on; the next flush picks up what ended since.
+    if (this.dueAt < this.due.length) return;
+    const current = this.clock.wallMs();
+    const due: string[] = [];
+    for (const [id, m] of this.open) if (m.minuteStartMs + MINUTE_MS <= current) due.push(id);
+    this.due = due;
+    this.dueAt = 0;
+    this.dueBeforeMs = current;
+    this.flushDue(historyLimits.minutesPerSlice);
+  }
+
+  /** Turns up to `limit` of the due minutes into rows and queues them; the next slice follows
+   * their commit. */
+  private flushDue(limit: number): void {
     const rows: RollupRow[] = [];
-    for (const [id, m] of this.open) {
-      if (!everything && m.minuteStartMs + MINUTE_MS > current) continue;
+    const end = Math.min(this.due.length, this.dueAt + limit);
+    for (; this.dueAt < end; this.dueAt++) {
+      const id = this.due[this.dueAt]!;
+      const m = this.open.get(id);
+      // Gone (rolled over by a newer check, which opened the next minute) or not over then.
+      if (m === undefined || m.minuteStartMs + MINUTE_MS > this.dueBeforeMs) continue;
       rows.push(toRow(this.node, m));
       this.open.delete(id);
     }
-    this.queueRollups(rows);
+    const written = this.queueRollups(rows);
+    if (this.dueAt >= this.due.length) {
+      this.due = [];
+      this.dueAt = 0;
+      return;
+    }
+    if (this.dueScheduled) return;
+    this.dueScheduled = true;
+    // Failed or not, the commit is over: the next slice goes (a failure is counted and warned).
+    void written.then(() => {
+      this.dueScheduled = false;
+      if (!this.closed) this.flushDue(historyLimits.minutesPerSlice);
+    });
   }
 
-  private queueRollups(rows: RollupRow[]): void {
+  /** Hands `rows` to the store; settles (never rejects) once every part is committed or failed. */
+  private queueRollups(rows: RollupRow[]): Promise<unknown> {
+    const parts: Promise<void>[] = [];
     for (let i = 0; i < rows.length; i += historyLimits.rollupsPerWrite) {
       const chunk = rows.slice(i, i + historyLimits.rollupsPerWrite);
-      this.track(
-        this.store.writeRollups(chunk).then(
-          () => {
-            this.stats.rollupRowsWritten += chunk.length;
-          },
-          (err: unknown) => {
-            this.stats.rollupRowsDropped += chunk.length;
-            this.warn(err, "rollups not stored");
-          },
-        ),
+      const p = this.store.writeRollups(chunk).then(
+        () => {
+          this.stats.rollupRowsWritten += chunk.length;
+        },
+        (err: unknown) => {
+          this.stats.rollupRowsDropped += chunk.length;
+          this.warn(err, "rollups not stored");
+        },
       );
+      this.track(p);
+      parts.push(p);
     }
+    return Promise.all(parts);
   }
 
   /** This node's open (not yet written) minutes of a target within [fromMs, toMs), as buckets. */
@@ -730,6 +787,7 @@ export class History {
   /** Everything recorded so far handed to the store and committed (or failed). */
   async flush(): Promise<void> {
     this.foldJournal();
+    this.flushDue(Number.POSITIVE_INFINITY);
     this.flushEvents();
     this.queueRollups(this.pendingRows.splice(0));
     await Promise.allSettled([...this.writes, this.flushState()]);

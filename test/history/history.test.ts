@@ -58,6 +58,71 @@ const ok = (latencyMs: number) => ({ ok: true, latencyMs, reason: "status 200" }
 const fail = (latencyMs: number) => ({ ok: false, latencyMs, reason: "status 503" });
 
 describe("History: minute rollups of this node's checks", () => {
+  it("writes thousands of minutes that end together a slice at a time, each after the one before is committed, a target checked meanwhile once, and flush() the rest at once", async () => {
+    const dir = newDir();
+    const clock = clockAt(T0 + 5_000);
+    const h = await open(dir, clock);
+    const slice = historyLimits.minutesPerSlice;
+    const n = 2 * slice + slice / 2;
+    const idOf = (i: number) => `big/10.1.${i >> 8}.${i & 255}:80`;
+    for (let i = 0; i < n; i++) h.recordCheck(idOf(i), ok(1 + (i % 5)), T0 + 5_000);
+    await new Promise((r) => setImmediate(r)); // folded
+    const isOpen = (i: number) => {
+      const [pool, target] = idOf(i).split("/") as [string, string];
+      return h.openBuckets(pool, target, T0, T0 + HOUR).length === 1;
+    };
+    const openCount = () => Array.from({ length: n }, (_, i) => i).filter(isOpen).length;
+    assert.equal(openCount(), n);
+    clock.advance(MIN);
+    h.flushMinutes(false);
+    // One slice now, in the open map's order; the rest waits for the next turns.
+    assert.equal(openCount(), n - slice);
+    assert.equal(isOpen(slice - 1), false);
+    assert.equal(isOpen(slice), true);
+    // A target still waiting is checked in the next minute: it rolls its minute over itself,
+    // and the slice that comes to it later leaves the new minute open.
+    const late = n - 1;
+    h.recordCheck(idOf(late), fail(9), T0 + MIN + 6_000);
+    // The next slice, once the first is committed: one slice more, not the rest.
+    while (openCount() === n - slice) await new Promise((r) => setImmediate(r));
+    assert.equal(openCount(), n - 2 * slice);
+    // The first slice, and the late target's minute that its check rolled over.
+    assert.equal(h.stats.rollupRowsWritten, slice + 1);
+    // flush() takes what is left at once.
+    await h.flush();
+    assert.equal(openCount(), 1);
+    assert.equal(isOpen(late), true);
+    const rowsOf = async (i: number) => {
+      const [pool, target] = idOf(i).split("/") as [string, string];
+      return h.store.queryRollups({ pool, target, fromMs: T0, toMs: T0 + HOUR });
+    };
+    for (const i of [0, slice, 2 * slice, late]) {
+      const rows = await rowsOf(i);
+      assert.deepEqual(
+        rows.map((r) => [r.startMs, r.count, r.failures]),
+        [[T0, 1, 0]],
+        `target ${i}`,
+      );
+    }
+    assert.equal(h.stats.rollupRowsWritten, n);
+    // Closing writes the late target's new minute beside its first.
+    await h.close();
+    const again = await open(dir, clock);
+    const [pool, target] = idOf(late).split("/") as [string, string];
+    assert.deepEqual(
+      (await again.store.queryRollups({ pool, target, fromMs: T0, toMs: T0 + HOUR })).map((r) => [
+        r.startMs,
+        r.count,
+        r.failures,
+      ]),
+      [
+        [T0, 1, 0],
+        [T0 + MIN, 1, 1],
+      ],
+    );
+    await again.close();
+  });
+
   it("aggregates count, failures, latency and a sketch per target per minute, and writes a minute once it is over", async () => {
     const dir = newDir();
     const clock = clockAt(T0 + 5_000);
