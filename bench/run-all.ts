@@ -16,6 +16,7 @@ const all = [
   "lookup-isolation",
   "store",
   "history",
+  "history-flush",
   "dashboard",
 ];
 const picked = process.argv.slice(2).length > 0 ? process.argv.slice(2) : all;
