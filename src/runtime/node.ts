@@ -51,6 +51,8 @@ export interface NodeDeps {
   lookupThread?: boolean;
   /** The chrt that sets node.lookup_rt_priority (tests point it at one that is not there). */
   chrtPath?: string;
+  /** The machine's cores as the node counts them (os.availableParallelism); tests set it. */
+  cores?: number;
 }
 
 /** A counter whose value is read at scrape time from something that keeps the count. */
@@ -721,7 +723,7 @@ export class VigilNode implements ApiBackend {
     } else {
       // Real-time lookup processes on every core could, under a flood of lookups, leave the
       // node's own event loop (checks, gossip) only what the kernel's RT throttling spares.
-      const cores = availableParallelism();
+      const cores = this.deps.cores ?? availableParallelism();
       if (n.lookupRtPriority !== undefined && (n.lookupThreads ?? 1) >= cores)
         this.log.warn(
           { lookupThreads: n.lookupThreads ?? 1, cores },
