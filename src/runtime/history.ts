@@ -213,8 +213,8 @@ export class History {
   private pending: StoredEvent[] = [];
   /** Minutes closed by a later result, written together at the next turn of the loop. */
   private pendingRows: RollupRow[] = [];
-  /** Targets whose minute was over at the last periodic flush, not yet turned into rows (a
-   * slice per turn); `dueBeforeMs` is the end a minute must have had by then. */
+  /** Targets whose minute was over at the last flush, not yet turned into rows (a slice at a
+   * time); `dueBeforeMs` is the end a minute must have had by then. */
   private due: string[] = [];
   private dueAt = 0;
   private dueBeforeMs = 0;
@@ -615,24 +615,16 @@ export class History {
   flushMinutes(all: boolean): void {
     this.foldJournal();
     const everything = all || this.tuning.flushOpenMinutes;
-    if (everything) {
-      this.due = [];
-      this.dueAt = 0;
-      const rows: RollupRow[] = [];
-      for (const m of this.open.values()) rows.push(toRow(this.node, m));
-      this.open.clear();
-      this.queueRollups(rows);
-      return;
-    }
-    // A pass still under way goes on; the next flush picks up what ended since.
-    if (this.dueAt < this.due.length) return;
-    const current = this.clock.wallMs();
+    // A sliced pass still under way goes on; the next flush picks up what ended since.
+    if (!everything && this.dueAt < this.due.length) return;
+    // Every open minute counts as over when all are asked for.
+    const overBy = everything ? Number.POSITIVE_INFINITY : this.clock.wallMs();
     const due: string[] = [];
-    for (const [id, m] of this.open) if (m.minuteStartMs + MINUTE_MS <= current) due.push(id);
+    for (const [id, m] of this.open) if (m.minuteStartMs + MINUTE_MS <= overBy) due.push(id);
     this.due = due;
     this.dueAt = 0;
-    this.dueBeforeMs = current;
-    this.flushDue(historyLimits.minutesPerSlice);
+    this.dueBeforeMs = overBy;
+    this.flushDue(everything ? Number.POSITIVE_INFINITY : historyLimits.minutesPerSlice);
   }
 
   /** Turns up to `limit` of the due minutes into rows and queues them; the next slice follows

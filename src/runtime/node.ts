@@ -68,6 +68,18 @@ function liveCounter(registers: Registry[], name: string, help: string, read: ()
   });
 }
 
+/** A gauge whose value is read at scrape time. */
+function liveGauge(registers: Registry[], name: string, help: string, read: () => number): Gauge {
+  return new Gauge({
+    name,
+    help,
+    registers,
+    collect() {
+      this.set(read());
+    },
+  });
+}
+
 /** liveCounter for counts kept by one label's value: a series per key of what `read` gives. */
 function liveCounterBy(
   registers: Registry[],
@@ -723,8 +735,9 @@ export class VigilNode implements ApiBackend {
     } else {
       // Real-time lookup processes on every core could, under a flood of lookups, leave the
       // node's own event loop (checks, gossip) only what the kernel's RT throttling spares.
+      const rt = n.lookupRtPriority;
       const cores = this.deps.cores ?? availableParallelism();
-      if (n.lookupRtPriority !== undefined && (n.lookupThreads ?? 1) >= cores)
+      if (rt !== undefined && (n.lookupThreads ?? 1) >= cores)
         this.log.warn(
           { lookupThreads: n.lookupThreads ?? 1, cores },
           "node.lookup_rt_priority with as many lookup processes as cores: a flood of lookups can starve the node's checks and gossip; keep lookup_threads below the core count",
@@ -735,22 +748,11 @@ export class VigilNode implements ApiBackend {
       const thread = await startLookupThread({
         threads: n.lookupThreads ?? 1,
         ...(n.lookupIsolation === undefined ? {} : { isolation: n.lookupIsolation }),
-        ...(n.lookupRtPriority === undefined
+        ...(rt === undefined
           ? {}
           : {
-              rtPriority: n.lookupRtPriority,
-              onRtPriority: (pid: number, error: string | undefined) => {
-                if (error === undefined)
-                  this.log.info(
-                    { pid, priority: n.lookupRtPriority },
-                    "lookup process runs at real-time priority (SCHED_FIFO)",
-                  );
-                else
-                  this.log.warn(
-                    { pid, priority: n.lookupRtPriority, err: error },
-                    "lookup process could not be given real-time priority; it runs at normal priority",
-                  );
-              },
+              rtPriority: rt,
+              onRtPriority: (pid: number, error: string | undefined) => this.logRtPriority(pid, rt, error),
               ...(this.deps.chrtPath === undefined ? {} : { chrtPath: this.deps.chrtPath }),
             }),
         ...(agentAt === undefined ? {} : { agent: { host: agentAt[0], port: agentAt[1] } }),
@@ -781,26 +783,33 @@ export class VigilNode implements ApiBackend {
         "Lookup threads (agent-check, DNS) started again because one died; each is logged.",
         () => thread.restarts,
       );
-      if (n.lookupRtPriority !== undefined)
-        new Gauge({
-          name: "vigil_lookup_realtime_processes",
-          help: "Lookup processes running at node.lookup_rt_priority (SCHED_FIFO); fewer than vigil_lookup_threads means the priority could not be set (logged).",
-          registers: [this.metrics.registry],
-          collect() {
-            this.set(thread.realtime);
-          },
-        });
-      new Gauge({
-        name: "vigil_lookup_threads",
-        help: "Threads answering agent-check and DNS (node.lookup_threads).",
-        registers: [this.metrics.registry],
-        collect() {
-          this.set(thread.threads);
-        },
-      });
+      if (rt !== undefined)
+        liveGauge(
+          [this.metrics.registry],
+          "vigil_lookup_realtime_processes",
+          "Lookup processes running at node.lookup_rt_priority (SCHED_FIFO); fewer than vigil_lookup_threads means the priority could not be set (logged).",
+          () => thread.realtime,
+        );
+      liveGauge(
+        [this.metrics.registry],
+        "vigil_lookup_threads",
+        "Threads answering agent-check and DNS (node.lookup_threads).",
+        () => thread.threads,
+      );
     }
     if (this.agent !== undefined) this.registerAgentMetrics(this.agent);
     if (this.dns !== undefined) this.registerDnsMetrics(this.dns);
+  }
+
+  /** How node.lookup_rt_priority went for one lookup process. */
+  private logRtPriority(pid: number, priority: number, error: string | undefined): void {
+    if (error === undefined)
+      this.log.info({ pid, priority }, "lookup process runs at real-time priority (SCHED_FIFO)");
+    else
+      this.log.warn(
+        { pid, priority, err: error },
+        "lookup process could not be given real-time priority; it runs at normal priority",
+      );
   }
 
   /** A pool's DNS answer: its healthy targets (fail_open included), undefined for no pool. */
@@ -889,22 +898,15 @@ export class VigilNode implements ApiBackend {
         if (c !== undefined) for (const [k, v] of Object.entries(c)) this.labels(k).set(v);
       },
     });
-    new Gauge({
-      name: "vigil_local_health_score",
-      help: "Lifeguard local health score (0 healthy; higher = this node is slow or losing packets).",
-      registers: reg,
-      collect() {
-        this.set(self.membership?.stats().localHealthScore ?? 0);
-      },
-    });
-    new Gauge({
-      name: "vigil_targets_owned",
-      help: "Targets this node checks (it is one of their owners).",
-      registers: reg,
-      collect() {
-        this.set(self.core.ownedCount());
-      },
-    });
+    liveGauge(
+      reg,
+      "vigil_local_health_score",
+      "Lifeguard local health score (0 healthy; higher = this node is slow or losing packets).",
+      () => self.membership?.stats().localHealthScore ?? 0,
+    );
+    liveGauge(reg, "vigil_targets_owned", "Targets this node checks (it is one of their owners).", () =>
+      self.core.ownedCount(),
+    );
     liveCounter(
       reg,
       "vigil_suspicions_raised_total",
@@ -1034,14 +1036,7 @@ export class VigilNode implements ApiBackend {
       "DNS TCP connections closed for sitting idle.",
       () => dns.stats.tcp.idleClosed,
     );
-    new Gauge({
-      name: "vigil_dns_tcp_connections",
-      help: "DNS TCP connections open now.",
-      registers: reg,
-      collect() {
-        this.set(dns.stats.tcp.open);
-      },
-    });
+    liveGauge(reg, "vigil_dns_tcp_connections", "DNS TCP connections open now.", () => dns.stats.tcp.open);
   }
 
   private countStates(targets: Iterable<{ id: string; verdict: Health }>): Record<Effective, number> {
