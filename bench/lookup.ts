@@ -31,6 +31,8 @@
 //                            [--agent-thread=1 (0: the agent server on the node's event loop)]
 //                            [--lookup-threads=1 (node.lookup_threads) --check-interval=1h]
 //                            [--lookup-isolation=process|thread (node.lookup_isolation)]
+//                            [--lookup-api=1 (node.lookup_api: HTTP target lookups answered by the lookup
+//                             process; writes lookup-api.json)]
 //                            [--rt-priority=N (node.lookup_rt_priority; the agent generators and floors at it too;
 //                             writes lookup-rt.json)]
 //                            [--settle=20 (s after set-up before measuring) --warmup=10 (s at 5,000/s) --in-process=1 --loop-resolution=2]
@@ -79,6 +81,8 @@ const checkInterval = flag("check-interval") ?? "1h";
 const lookupThreads = Number(flag("lookup-threads") ?? "1");
 /** node.lookup_isolation: process (the default) or thread. */
 const lookupIsolation = flag("lookup-isolation") ?? "process";
+/** node.lookup_api: the lookup process takes the API's port and answers target lookups. */
+const lookupApi = flag("lookup-api") === "1";
 /** node.lookup_rt_priority: the lookup processes under SCHED_FIFO at this priority, and, so
  * that both ends of an agent lookup are scheduled alike, the agent generators and the agent
  * floor servers too (the HTTP side, on the node's own event loop, stays as it is). */
@@ -477,7 +481,7 @@ function config(): string {
     const keys = Array.from({ length: DNS_PER_POOL }, (_, i) => dnsTargetKey(p, i));
     pools.push(`  d${p}:\n    check: { type: tcp }\n    targets: [${keys.join(", ")}]`);
   }
-  return `node: { name: bench, api: "127.0.0.1:0", gossip: "127.0.0.1:0", data_dir: "${mkdtempSync(join(tmpdir(), "vigil-bench-"))}", agent: "127.0.0.1:0", dns: "127.0.0.1:0", max_concurrent_checks: 2048, lookup_threads: ${lookupThreads}, lookup_isolation: ${lookupIsolation}${rtPriority === undefined ? "" : `, lookup_rt_priority: ${rtPriority}`} }
+  return `node: { name: bench, api: "127.0.0.1:0", gossip: "127.0.0.1:0", data_dir: "${mkdtempSync(join(tmpdir(), "vigil-bench-"))}", agent: "127.0.0.1:0", dns: "127.0.0.1:0", max_concurrent_checks: 2048, lookup_threads: ${lookupThreads}, lookup_isolation: ${lookupIsolation}${lookupApi ? ", lookup_api: true" : ""}${rtPriority === undefined ? "" : `, lookup_rt_priority: ${rtPriority}`} }
 defaults: { interval: 2s, timeout: 1s, rise: 1, fall: 1, jitter: 0.1 }
 pools:
 ${pools.join("\n")}
@@ -1222,6 +1226,7 @@ async function main(): Promise<void> {
     (arg("agent-thread", 1) === 0 ? "-loop" : "") +
     (lookupThreads > 1 ? `-threads${lookupThreads}` : "") +
     (lookupIsolation === "thread" ? "-thread" : "") +
+    (lookupApi ? "-api" : "") +
     (rtPriority === undefined ? "" : "-rt");
   const path = writeResults(name, {
     machine: {
@@ -1233,6 +1238,7 @@ async function main(): Promise<void> {
     agentThread: arg("agent-thread", 1) !== 0,
     lookupThreads,
     lookupIsolation,
+    lookupApi,
     rtPriority: rtPriority ?? null,
     agentGenerator: nativeAgentGenerator !== undefined ? "c" : "node",
     httpGenerator: nativeHttpGenerator !== undefined ? "c" : "node",
@@ -1261,7 +1267,12 @@ async function main(): Promise<void> {
         : ` rtPriority: node.lookup_rt_priority ${rtPriority} (the lookup processes' event loop under ` +
           "SCHED_FIFO), and the agent generators and agent floor servers at the same priority, so both ends " +
           "of an agent lookup are scheduled alike; the HTTP side (the node's own event loop, its generators " +
-          "and floor) at normal priority."),
+          "and floor) at normal priority.") +
+      (lookupApi
+        ? " lookupApi: node.lookup_api, the lookup process listens on the API's port and answers the HTTP " +
+          "target lookups from the body table the node pushes (nodeCpu includes it); the node's event loop " +
+          "sees none of them."
+        : ""),
     summary,
     inProcess: cost,
     /** Event-loop delay while the history wrote the first minute's rollups (10,000 rows), before

@@ -970,6 +970,7 @@ export const nodeSchema = mapping(
     lookup_threads: integer(1, configLimits.maxLookupThreads, "a number of lookup threads").optional(),
     lookup_isolation: oneOf(["thread", "process"]).optional(),
     lookup_rt_priority: integer(1, 99, "a real-time priority").optional(),
+    lookup_api: bool.optional(),
     store: custom(parseStore).optional(),
     retention: retentionSchema.optional(),
     api_tls: apiTlsSchema.optional(),
@@ -990,6 +991,20 @@ export const nodeSchema = mapping(
     });
     return z.NEVER;
   }
+  // The lookup processes hand the connections they do not answer to the node: a socket, not a
+  // thread's, and not a TLS session (its keys live in the process that shook hands).
+  if (doc.lookup_api === true && (doc.lookup_isolation === "thread" || doc.api_tls !== undefined)) {
+    ctx.issues.push({
+      code: "custom",
+      path: ["lookup_api"],
+      message:
+        doc.lookup_isolation === "thread"
+          ? "expected no lookup_api with lookup_isolation: thread (a thread cannot hand a connection to the node; the API's port needs lookup processes)"
+          : "expected no lookup_api with api_tls (a TLS connection cannot be handed from the lookup process to the node; the node serves HTTPS itself)",
+      input: doc.lookup_api,
+    });
+    return z.NEVER;
+  }
   const spec: NodeSpec = {
     name: doc.name ?? hostname(),
     zone: doc.zone ?? nodeDefaults.zone,
@@ -1007,6 +1022,7 @@ export const nodeSchema = mapping(
   if (doc.lookup_threads !== undefined) spec.lookupThreads = doc.lookup_threads;
   if (doc.lookup_isolation !== undefined) spec.lookupIsolation = doc.lookup_isolation;
   if (doc.lookup_rt_priority !== undefined) spec.lookupRtPriority = doc.lookup_rt_priority;
+  if (doc.lookup_api === true) spec.lookupApi = true;
   if (doc.advertise !== undefined) spec.advertise = doc.advertise;
   // Optional keys until NodeSpec carries them: absent means the defaults (historySettingsOf).
   if (doc.store !== undefined) (spec as NodeSpec & NodeHistoryKeys).store = doc.store;

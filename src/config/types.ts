@@ -112,6 +112,10 @@ export interface NodeSpec {
   /** node.lookup_rt_priority: SCHED_FIFO priority (1-99) for the lookup processes; absent =
    * normal scheduling. */
   lookupRtPriority?: number;
+  /** node.lookup_api: the lookup processes take the API's connections and answer target lookups
+   * (`GET /v1/pools/{pool}/targets/{target}`) from a table the node pushes; every other
+   * connection is handed to the node. Absent = the node serves its API itself. */
+  lookupApi?: true;
   join: string[];
   /** The IP address peers use for this node's gossip and API when it binds 0.0.0.0/:: (`node.advertise`). */
   advertise?: string;

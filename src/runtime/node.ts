@@ -1,5 +1,6 @@
 import { channel } from "node:diagnostics_channel";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import { availableParallelism, networkInterfaces } from "node:os";
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import { AlertManager, firstLiveMember, registerAlertMetrics } from "../alerts/index.ts";
@@ -18,10 +19,23 @@ import type { Random } from "../core/random.ts";
 import type { AdminState, Effective, Health } from "../core/verdict/verdict.ts";
 import { type AgentServer, type AgentServerStats, startAgentServer } from "../serve/agent-server.ts";
 import { nodeRouteContext, serveHistoryRoute } from "../serve/api/history-routes.ts";
-import { type ApiBackend, type ApiServer, startApiServer } from "../serve/api/server.ts";
+import {
+  type ApiBackend,
+  type ApiHandler,
+  type ApiServer,
+  apiServerOver,
+  apiTimeoutsDefault,
+  createApiHandler,
+  startApiServer,
+} from "../serve/api/server.ts";
 import { targetsRoute } from "../serve/api/targets-route.ts";
 import { type DnsServer, type DnsTarget, startDnsServer } from "../serve/dns-server.ts";
-import { type AgentTableEntry, type LookupThread, startLookupThread } from "../serve/lookup-thread.ts";
+import {
+  type AgentTableEntry,
+  type HttpTableEntry,
+  type LookupThread,
+  startLookupThread,
+} from "../serve/lookup-thread.ts";
 import { createNodeMetrics, type NodeMetrics } from "../serve/metrics.ts";
 import { createNodeSecurity, type NodeSecurity } from "../serve/security.ts";
 import { EventStreams } from "../serve/sse.ts";
@@ -109,6 +123,10 @@ const CHANNEL_REPLICATION = 0x52; // "R"
 const LEAVE_BACKSTOP_MS = 1_000;
 /** DNS table changes reach the lookup servers at most this often (feedDnsSoon). */
 const DNS_FEED_EVERY_MS = 50;
+/** How often, at most, target views whose verdict did not move (a check's latency and time, an
+ * observer's register) reach the lookup processes' HTTP table (`node.lookup_api`); a verdict,
+ * reason or admin change goes at once. */
+const HTTP_FEED_EVERY_MS = 100;
 /** Replication sync streams time out after this. */
 const SYNC_TIMEOUT_MS = 10_000;
 
@@ -189,6 +207,11 @@ export class VigilNode implements ApiBackend {
   /** Pools whose DNS answer may have changed, waiting for the next DNS feed (feedDnsSoon). */
   private readonly dnsFeedPools = new Set<string>();
   private dnsFeedTimer: NodeJS.Timeout | undefined;
+  /** Target ids whose HTTP body the lookup processes have not had yet (`node.lookup_api`). */
+  private readonly httpFeedTargets = new Set<string>();
+  private httpFeedTimer: NodeJS.Timeout | undefined;
+  /** Lookup-process answers already added to vigil_http_requests_total. */
+  private lookupAnswersCounted = 0;
   private dnsFedAtMs = Number.NEGATIVE_INFINITY;
   private dns: DnsServer | undefined;
   /** Alerts (the config's `alerts:`), running from start() to stop(); docs/alerts.md. */
@@ -324,14 +347,27 @@ export class VigilNode implements ApiBackend {
       },
     });
     const [ahost, aport] = splitAddr(n.api);
-    this.api = await startApiServer({
-      host: ahost,
-      port: aport,
+    const apiOptions = {
       backend: this,
-      onRequest: (route, code) => this.metrics.httpRequests.labels(route, String(code)).inc(),
+      onRequest: (route: string, code: number) => this.metrics.httpRequests.labels(route, String(code)).inc(),
       auth: () => this.security.auth, // asked per request: a config reload may change it
-      ...(this.security.tls === undefined ? {} : { tls: this.security.tls }),
-    });
+    };
+    // node.lookup_api: the lookup processes listen on the API's port (and hand this node every
+    // connection they do not keep), so they start before anything needs its address.
+    const apiInLookups = n.lookupApi === true && this.deps.lookupThread !== false;
+    if (apiInLookups) {
+      const handler = createApiHandler(apiOptions);
+      await this.startLookupServers({ host: ahost, port: aport, handler });
+      const at = this.lookups!.http!;
+      this.api = apiServerOver(handler, at.host, at.port);
+    } else {
+      this.api = await startApiServer({
+        host: ahost,
+        port: aport,
+        ...apiOptions,
+        ...(this.security.tls === undefined ? {} : { tls: this.security.tls }),
+      });
+    }
     // Peers need an address they can reach, not the 0.0.0.0 a node may bind (advertise.ts).
     const interfaces = networkInterfaces();
     const [gossipBind, gossipPort] = splitAddr(this.transport.localAddr);
@@ -355,7 +391,7 @@ export class VigilNode implements ApiBackend {
     for (const [name, spec] of this.config.pools) {
       this.core.putPool(name, this.config.rawPools.get(name) ?? spec, this.now(), this.wall(), "config");
     }
-    await this.startLookupServers();
+    if (!apiInLookups) await this.startLookupServers(undefined);
     if (n.join.length > 0) {
       // Hold checks until the join completes (or fails): alone, this node would own and
       // check every target only to hand most of them over a moment later.
@@ -431,12 +467,20 @@ export class VigilNode implements ApiBackend {
     this.timer = undefined;
     if (this.dnsFeedTimer !== undefined) clearTimeout(this.dnsFeedTimer);
     this.dnsFeedTimer = undefined;
+    if (this.httpFeedTimer !== undefined) clearTimeout(this.httpFeedTimer);
+    this.httpFeedTimer = undefined;
     const pending = [...this.inFlight.values()];
     this.log.info({ inFlight: pending.length }, "stopping: waiting for in-flight checks");
     await Promise.allSettled(pending);
     this.streams.closeAll();
     await this.alerts?.stop();
-    await Promise.all([this.agent?.close(), this.dns?.close(), this.api?.close(), this.transport?.close()]);
+    await Promise.all([
+      this.agent?.close(),
+      this.dns?.close(),
+      this.lookups?.close(), // the agent's and DNS's close, and the only one with the API alone
+      this.api?.close(),
+      this.transport?.close(),
+    ]);
     await this.deps.prober.close();
     // Last: the checks that were in flight are in the final minute it writes.
     await this.history?.close();
@@ -673,6 +717,11 @@ export class VigilNode implements ApiBackend {
       poolsChanged: () => this.pump(),
       replaceApiTls: (tls) => this.api?.replaceTls(tls),
       closeEventStreams: () => this.streams.closeAll(),
+      securityChanged: ({ tokens, tokensChanged, allowChanged }) => {
+        if (tokensChanged && this.lookups?.http !== undefined) this.lookups.setTokens(tokens);
+        // targets_allow shows in each target's view (a check refused): every body again.
+        if (allowChanged) this.refreshHttpTable();
+      },
     });
     return this.reloader.request(load);
   }
@@ -714,11 +763,15 @@ export class VigilNode implements ApiBackend {
    * The agent-check and DNS servers, on the lookup thread (src/serve/lookup-thread.ts) unless
    * deps.lookupThread is false, in which case they answer on this event loop.
    */
-  private async startLookupServers(): Promise<void> {
+  /** `api`: the API's port for the lookup processes too (node.lookup_api), and the handler
+   * that serves the connections they hand over. */
+  private async startLookupServers(
+    api: { host: string; port: number; handler: ApiHandler } | undefined,
+  ): Promise<void> {
     const n = this.config.node;
     const agentAt = n.agent === undefined ? undefined : splitAddr(n.agent);
     const dnsAt = n.dns === undefined ? undefined : splitAddr(n.dns);
-    if (agentAt === undefined && dnsAt === undefined) return;
+    if (agentAt === undefined && dnsAt === undefined && api === undefined) return;
     if (this.deps.lookupThread === false) {
       if (agentAt !== undefined)
         this.agent = await startAgentServer({
@@ -744,7 +797,7 @@ export class VigilNode implements ApiBackend {
         );
       // Record changes from here on, then hand the thread the whole tables: nothing falls
       // between the two.
-      this.core.watchLookups(() => this.feedLookupsSoon());
+      this.core.watchLookups(() => this.feedLookupsSoon(), { views: api !== undefined });
       const thread = await startLookupThread({
         threads: n.lookupThreads ?? 1,
         ...(n.lookupIsolation === undefined ? {} : { isolation: n.lookupIsolation }),
@@ -767,6 +820,24 @@ export class VigilNode implements ApiBackend {
               ]),
         dnsEntries:
           dnsAt === undefined ? [] : this.core.poolNames().map((p) => [p, this.dnsAnswer(p)?.targets]),
+        ...(api === undefined
+          ? {}
+          : {
+              http: {
+                host: api.host,
+                port: api.port,
+                keepAliveTimeoutMs: apiTimeoutsDefault.keepAliveTimeoutMs,
+                headersTimeoutMs: apiTimeoutsDefault.headersTimeoutMs,
+                ...(n.apiTokens === undefined ? {} : { tokens: n.apiTokens }),
+              },
+              httpEntries: [...this.core.allTargets()].map((t) => this.httpEntry(t.id)),
+              onConnection: (socket: Socket, rest: Buffer) => {
+                // As the node's own listener would have it (api/tls.ts): a peer that has sent
+                // its request and shut down its side still gets the answer.
+                socket.allowHalfOpen = true;
+                api.handler.adopt(socket, rest);
+              },
+            }),
         onRestart: (err) => {
           if (err === undefined) this.log.warn("lookup thread died; a new one serves the same addresses");
           else this.log.error({ err: err.message }, "lookup thread died and could not be started again");
@@ -796,6 +867,14 @@ export class VigilNode implements ApiBackend {
         "Threads answering agent-check and DNS (node.lookup_threads).",
         () => thread.threads,
       );
+      const http = thread.http;
+      if (http !== undefined)
+        liveCounter(
+          [this.metrics.registry],
+          "vigil_lookup_api_handovers_total",
+          "API connections the lookup processes handed to the node (node.lookup_api): every route but target lookups, targets not in their table, credentials they do not pass.",
+          () => http.stats.handedOver,
+        );
     }
     if (this.agent !== undefined) this.registerAgentMetrics(this.agent);
     if (this.dns !== undefined) this.registerDnsMetrics(this.dns);
@@ -820,6 +899,16 @@ export class VigilNode implements ApiBackend {
       : { targets: targets.map((t) => ({ host: t.host, port: t.port })) };
   }
 
+  /**
+   * An API write's changes reach the lookup tables before its answer is written: a client that
+   * sets a target to maint and then asks (on another connection, which a lookup process may
+   * answer) sees maint. The message is on its way before the answer, and the lookup process
+   * reads it first.
+   */
+  private feedLookupsNow(): void {
+    if (this.lookupFeedQueued) this.feedLookups();
+  }
+
   /** Changed lookups reach the lookup thread once per event-loop turn, in one message each. */
   private feedLookupsSoon(): void {
     if (this.lookupFeedQueued) return;
@@ -831,7 +920,19 @@ export class VigilNode implements ApiBackend {
     this.lookupFeedQueued = false;
     const thread = this.lookups;
     if (thread === undefined) return;
-    const { targets, pools } = this.core.takeLookupChanges();
+    const { targets, pools, views } = this.core.takeLookupChanges();
+    if (thread.http !== undefined) {
+      // A verdict, reason or admin state (and a target added or gone) at once, as the agent
+      // table; every other change of a view within HTTP_FEED_EVERY_MS.
+      if (targets.length > 0) {
+        for (const id of targets) this.httpFeedTargets.delete(id);
+        thread.updateHttp(targets.map((id) => this.httpEntry(id)));
+      }
+      const already = new Set(targets);
+      for (const id of views) if (!already.has(id)) this.httpFeedTargets.add(id);
+      if (this.httpFeedTargets.size > 0 && this.httpFeedTimer === undefined && !this.stopping)
+        this.httpFeedTimer = setTimeout(() => this.feedHttp(), HTTP_FEED_EVERY_MS).unref();
+    }
     if (thread.agent !== undefined && targets.length > 0) {
       const entries: AgentTableEntry[] = [];
       for (const id of targets) {
@@ -846,6 +947,33 @@ export class VigilNode implements ApiBackend {
       for (const p of pools) this.dnsFeedPools.add(p);
       this.feedDnsSoon();
     }
+  }
+
+  /** Every target's HTTP body again, within HTTP_FEED_EVERY_MS. */
+  private refreshHttpTable(): void {
+    if (this.lookups?.http === undefined) return;
+    for (const t of this.core.allTargets()) this.httpFeedTargets.add(t.id);
+    this.httpFeedTimer ??= setTimeout(() => this.feedHttp(), HTTP_FEED_EVERY_MS).unref();
+  }
+
+  /** Views that changed within the window reach the HTTP table, rendered now. */
+  private feedHttp(): void {
+    this.httpFeedTimer = undefined;
+    const thread = this.lookups;
+    if (thread?.http === undefined || this.stopping) return;
+    const ids = [...this.httpFeedTargets];
+    this.httpFeedTargets.clear();
+    if (ids.length > 0) thread.updateHttp(ids.map((id) => this.httpEntry(id)));
+  }
+
+  /** A target's row of the HTTP table: its body as `GET /v1/pools/{pool}/targets/{target}` sends
+   * it with status 200 (the same bytes: targetAnswer), or undefined for a target that is gone. */
+  private httpEntry(id: string): HttpTableEntry {
+    const slash = id.indexOf("/");
+    const pool = id.slice(0, slash);
+    const target = id.slice(slash + 1);
+    const view = this.getTarget(pool, target);
+    return [pool, target, view === undefined ? undefined : JSON.stringify(view)];
   }
 
   /**
@@ -1117,12 +1245,14 @@ export class VigilNode implements ApiBackend {
     this.security.guard?.assertPoolDocument(name, doc);
     const { created } = this.core.putPool(name, doc, this.now(), this.wall(), "api");
     this.pump();
+    this.feedLookupsNow();
     return { created, pool: this.getPool(name) };
   }
 
   deletePool(name: string): boolean {
     const ok = this.core.deletePool(name, this.now(), this.wall(), "api");
     this.pump();
+    this.feedLookupsNow();
     return ok;
   }
 
@@ -1151,6 +1281,7 @@ export class VigilNode implements ApiBackend {
     const { state, reason } = parseAdminBody(body);
     this.core.setAdmin(pool, target, state, reason, this.now(), this.wall());
     this.pump();
+    this.feedLookupsNow();
     return this.core.view(t);
   }
 
@@ -1159,6 +1290,12 @@ export class VigilNode implements ApiBackend {
   }
 
   async metricsText(): Promise<{ contentType: string; text: string }> {
+    // Target lookups the lookup processes answered (node.lookup_api) count as the node's own.
+    const answered = this.lookups?.http?.stats.answered;
+    if (answered !== undefined && answered > this.lookupAnswersCounted) {
+      this.metrics.httpRequests.labels("target", "200").inc(answered - this.lookupAnswersCounted);
+      this.lookupAnswersCounted = answered;
+    }
     return { contentType: this.metrics.registry.contentType, text: await this.metrics.registry.metrics() };
   }
 

@@ -18,7 +18,7 @@
 
 import { isDeepStrictEqual } from "node:util";
 import type { Counter, Gauge } from "prom-client";
-import type { ApiTlsSpec, NodeSpec, PoolSpec, VigilConfig } from "../config/types.ts";
+import type { ApiTlsSpec, ApiTokenSpec, NodeSpec, PoolSpec, VigilConfig } from "../config/types.ts";
 import { isVigilError } from "../core/errors.ts";
 import type { LiveSecurity, NodeSecurity } from "../serve/security.ts";
 import type { Logger } from "./log.ts";
@@ -100,6 +100,13 @@ export interface ReloadHost {
   replaceApiTls(tls: ApiTlsSpec): void;
   /** Ends the open event streams: each resumes with a request the new tokens judge. */
   closeEventStreams(): void;
+  /** Security settings now in force that others must hear of (the lookup processes' copy of
+   * the tokens, the target bodies the guard annotates). */
+  securityChanged?(change: {
+    tokens: readonly ApiTokenSpec[] | undefined;
+    tokensChanged: boolean;
+    allowChanged: boolean;
+  }): void;
 }
 
 export type ReloadResult =
@@ -173,6 +180,12 @@ export class ConfigReloader {
     }
     host.security.commit(staged);
     if (staged.tokens) host.closeEventStreams();
+    if (staged.tokens || staged.allow)
+      host.securityChanged?.({
+        tokens: plan.security.apiTokens,
+        tokensChanged: staged.tokens,
+        allowChanged: staged.allow,
+      });
 
     const running = host.config;
     const pools = new Map<string, PoolSpec>(running.pools);

@@ -1,15 +1,24 @@
 // The lookup servers (see lookup-thread.ts): the agent-check and DNS servers answering from
 // tables the node keeps current. Runs as a worker thread of the node, or as a child process
 // of it (`node.lookup_isolation: process`); the two differ only in how messages travel and
-// where the counters live. Imports nothing of the node but the servers and their codecs, so
-// its heap stays small and its collections short.
+// where the counters live. With `node.lookup_api` a child process also takes the API's
+// connections: it answers target lookups from the HTTP table on the fast path (fast-path.ts)
+// and sends every connection it does not keep, with the bytes it read, to the node. Imports
+// nothing of the node but the servers and their codecs, so its heap stays small and its
+// collections short.
+import { createServer as createNetServer, type Server, type Socket } from "node:net";
 import { parentPort, workerData } from "node:worker_threads";
+import type { ApiTokenSpec } from "../config/types.ts";
 import type { AgentVerdict } from "../core/agent-check/codec.ts";
 import { type AgentServer, startAgentServer } from "./agent-server.ts";
+import { ApiAuth } from "./api/auth.ts";
+import { createFastPath } from "./api/fast-path.ts";
 import { type DnsServer, type DnsTarget, dnsStatsOver, startDnsServer } from "./dns-server.ts";
 import type {
   AgentTableEntry,
   DnsTableEntry,
+  HttpListen,
+  HttpTableEntry,
   LookupThreadCommand,
   LookupThreadInit,
   LookupThreadReport,
@@ -20,6 +29,9 @@ const countersEveryMs = 200;
 
 interface Channel {
   send(m: LookupThreadReport): void;
+  /** Sends a socket to the node with `m` (a child process only); `done` once it has gone, or
+   * with the error that kept it. */
+  sendSocket?(m: LookupThreadReport, socket: Socket, done: (err: Error | null) => void): void;
   onMessage(f: (m: LookupThreadCommand) => void): void;
   /** Sends `last`, if any, then ends: a child process exits once it is written. */
   close(last?: LookupThreadReport): void;
@@ -57,6 +69,7 @@ async function connect(): Promise<{ channel: Channel; init: LookupThreadInit; ch
   return {
     channel: {
       send: (m) => send(m),
+      sendSocket: (m, socket, done) => send(m, socket, undefined, done),
       onMessage: (f) => process.on("message", f),
       close: (last) =>
         last === undefined ? process.exit(0) : send(last, undefined, undefined, () => process.exit(0)),
@@ -70,6 +83,7 @@ const { channel, init, child } = await connect();
 // In a child process the counters are its own; they reach the node as copies.
 const agentCells = child ? Float64Array.from(init.agentCells) : init.agentCells;
 const dnsCells = child ? Float64Array.from(init.dnsCells) : init.dnsCells;
+const httpCells = child ? Float64Array.from(init.httpCells) : init.httpCells;
 
 /** pool → target → verdict: two lookups, no key string built per request. */
 const agentTable = new Map<string, Map<string, AgentVerdict>>();
@@ -99,12 +113,116 @@ function applyDns(entries: readonly DnsTableEntry[]): void {
   }
 }
 
+/** pool → target → its JSON body, for `GET /v1/pools/{pool}/targets/{target}` (status 200). */
+const httpTable = new Map<string, Map<string, string>>();
+
+function applyHttp(entries: readonly HttpTableEntry[]): void {
+  for (const [pool, target, body] of entries) {
+    let targets = httpTable.get(pool);
+    if (body === undefined) {
+      targets?.delete(target);
+      if (targets?.size === 0) httpTable.delete(pool);
+      continue;
+    }
+    if (targets === undefined) {
+      targets = new Map();
+      httpTable.set(pool, targets);
+    }
+    targets.set(target, body);
+  }
+}
+
+/** node.api_tokens: a lookup without a read token is the node's (its 401, its count and log). */
+let auth: ApiAuth | undefined;
+function applyTokens(tokens: readonly ApiTokenSpec[] | undefined): void {
+  auth = tokens === undefined || tokens.length === 0 ? undefined : new ApiAuth(tokens);
+}
+
+/** Thrown out of the fast path's answer: the connection goes to the node from this request on. */
+const forTheNode = new Error("answered by the node");
+
+/**
+ * The API's port: target lookups in the table answered here; anything else (another route, a
+ * target not in the table, which the node answers 404, credentials that do not pass) goes to
+ * the node with its connection, for good, as the node's own fast path hands a connection to
+ * node:http.
+ */
+async function startHttp(
+  h: HttpListen,
+  sendSocket: NonNullable<Channel["sendSocket"]>,
+): Promise<{ port: number; close(): void }> {
+  const handOver = (socket: Socket, rest: Buffer | undefined): void => {
+    // Read no further here: what arrives from now on stays in the kernel for the node.
+    socket.pause();
+    const send = (): void => {
+      if (socket.destroyed) return;
+      const parts = rest === undefined ? [] : [rest];
+      // Anything the stream had read ahead goes too, after `rest`.
+      for (let c: Buffer | null = socket.read(); c !== null; c = socket.read()) parts.push(c);
+      httpCells[1]!++;
+      sendSocket({ type: "connection", rest: Buffer.concat(parts) }, socket, (err) => {
+        if (err !== null) socket.destroy();
+      });
+    };
+    // Answers written here leave before the node writes anything to the socket.
+    if (socket.writableLength === 0) send();
+    else {
+      socket.once("drain", send);
+      socket.once("error", () => socket.destroy());
+    }
+  };
+  const fast = createFastPath({
+    answer: (pool, target, credentials) => {
+      if (auth !== undefined && !auth.allowsRead(credentials.authorization, credentials.cookie))
+        throw forTheNode;
+      const body = httpTable.get(pool)?.get(target);
+      if (body === undefined) throw forTheNode;
+      return { status: 200, body, route: "target" };
+    },
+    handOver,
+    onRequest: () => {
+      httpCells[0]!++;
+    },
+    keepAliveTimeoutMs: h.keepAliveTimeoutMs,
+    headersTimeoutMs: h.headersTimeoutMs,
+  });
+  // As the node's own listener (api/tls.ts): half-open, so a peer that has sent its request and
+  // shut down its side still gets the answer; no Nagle delay on small answers.
+  const server: Server = createNetServer({ allowHalfOpen: true, noDelay: true }, (socket) =>
+    fast.serve(socket),
+  );
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(
+      { host: h.host, port: h.port, ...(h.reusePort === true ? { reusePort: true } : {}) },
+      () => {
+        server.off("error", reject);
+        // After listening, an accept that fails (EMFILE) is one connection lost, not a crash.
+        server.on("error", () => {});
+        resolve();
+      },
+    );
+  });
+  return {
+    port: (server.address() as { port: number }).port,
+    close: () => {
+      // Not waited for: connections sent to the node count as this server's until the node
+      // closes them (node's child_process bookkeeping), and the process exits next anyway.
+      server.close();
+      fast.close();
+    },
+  };
+}
+
 const report = (m: LookupThreadReport): void => channel.send(m);
 
 applyAgent(init.agentEntries);
 applyDns(init.dnsEntries);
+applyHttp(init.httpEntries);
+applyTokens(init.http?.tokens);
 let agent: AgentServer | undefined;
 let dns: DnsServer | undefined;
+let http: { port: number; close(): void } | undefined;
 try {
   if (init.agent !== undefined) {
     const a = init.agent;
@@ -131,32 +249,46 @@ try {
         report({ type: "internal_error", message: err instanceof Error ? err.message : String(err) }),
     });
   }
+  if (init.http !== undefined) {
+    if (channel.sendSocket === undefined)
+      throw new Error("the API's port needs a lookup process, not a thread");
+    http = await startHttp(init.http, channel.sendSocket);
+  }
   channel.onMessage((m: LookupThreadCommand) => {
     if (m.type === "agent") applyAgent(m.entries);
     else if (m.type === "dns") applyDns(m.entries);
+    else if (m.type === "http") applyHttp(m.entries);
+    else if (m.type === "tokens") applyTokens(m.tokens);
     else if (m.type === "reset") {
       agentTable.clear();
       dnsTable.clear();
+      httpTable.clear();
       applyAgent(m.agent);
       applyDns(m.dns);
+      applyHttp(m.http);
+      applyTokens(m.tokens);
     } else if (m.type === "close") {
+      http?.close();
       void Promise.all([agent?.close(), dns?.close()]).then(() =>
-        channel.close(child ? { type: "counters", agent: agentCells, dns: dnsCells } : undefined),
+        channel.close(
+          child ? { type: "counters", agent: agentCells, dns: dnsCells, http: httpCells } : undefined,
+        ),
       );
     }
   });
-  report({ type: "ready", agentPort: agent?.port, dnsPort: dns?.port });
+  report({ type: "ready", agentPort: agent?.port, dnsPort: dns?.port, httpPort: http?.port });
   if (child) {
     // Copies of the counters, whenever they moved.
     let sent = "";
     setInterval(() => {
-      const now = `${agentCells.join()}|${dnsCells.join()}`;
+      const now = `${agentCells.join()}|${dnsCells.join()}|${httpCells.join()}`;
       if (now === sent) return;
       sent = now;
-      report({ type: "counters", agent: agentCells, dns: dnsCells });
+      report({ type: "counters", agent: agentCells, dns: dnsCells, http: httpCells });
     }, countersEveryMs);
   }
 } catch (e) {
+  http?.close();
   await Promise.all([agent?.close(), dns?.close()]);
   const err = e as Error & { code?: unknown };
   channel.close({

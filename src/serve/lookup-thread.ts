@@ -17,8 +17,10 @@
 // nothing on HAProxy's side and make resolvers retry.
 
 import { type ChildProcess, execFile, fork } from "node:child_process";
+import type { Socket } from "node:net";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
+import type { ApiTokenSpec } from "../config/types.ts";
 import type { AgentVerdict } from "../core/agent-check/codec.ts";
 import { ErrorCode, VigilError } from "../core/errors.ts";
 import { type AgentServer, type AgentServerStats, agentStatCells, agentStatsSum } from "./agent-server.ts";
@@ -28,6 +30,30 @@ import { type DnsServer, type DnsStats, type DnsTarget, dnsStatCells, dnsStatsSu
 export type AgentTableEntry = readonly [pool: string, target: string, verdict: AgentVerdict | undefined];
 /** One row of the DNS table: a pool's healthy targets, or undefined when the pool is gone. */
 export type DnsTableEntry = readonly [pool: string, targets: readonly DnsTarget[] | undefined];
+/** One row of the HTTP table: a target's JSON body (`GET /v1/pools/{pool}/targets/{target}`,
+ * status 200), or undefined when it is gone (the node answers it, with its 404). */
+export type HttpTableEntry = readonly [pool: string, target: string, body: string | undefined];
+
+/** The API's port in the lookup processes (`node.lookup_api`): they answer target lookups from
+ * the HTTP table and hand every other connection to the node. */
+export interface HttpListen {
+  host: string;
+  port: number;
+  /** As node:http's (and the node's fast path's) keepAliveTimeout and headersTimeout. */
+  keepAliveTimeoutMs: number;
+  headersTimeoutMs: number;
+  /** node.api_tokens: requests without a read token are the node's to refuse. */
+  tokens?: readonly ApiTokenSpec[];
+  reusePort?: boolean;
+}
+
+/** The HTTP counters of one lookup process: target lookups answered there, connections handed
+ * to the node. */
+export const httpStatCells = 2;
+export interface LookupHttpStats {
+  readonly answered: number;
+  readonly handedOver: number;
+}
 
 export interface AgentListen {
   host: string;
@@ -49,27 +75,47 @@ export interface DnsListen {
 export type LookupThreadCommand =
   | { type: "agent"; entries: readonly AgentTableEntry[] }
   | { type: "dns"; entries: readonly DnsTableEntry[] }
-  /** Both tables replaced whole (after a restart: rows removed meanwhile must go too). */
-  | { type: "reset"; agent: readonly AgentTableEntry[]; dns: readonly DnsTableEntry[] }
+  | { type: "http"; entries: readonly HttpTableEntry[] }
+  /** node.api_tokens after a reload (undefined: none, every lookup is answered). */
+  | { type: "tokens"; tokens: readonly ApiTokenSpec[] | undefined }
+  /** The tables replaced whole (after a restart: rows removed meanwhile must go too). */
+  | {
+      type: "reset";
+      agent: readonly AgentTableEntry[];
+      dns: readonly DnsTableEntry[];
+      http: readonly HttpTableEntry[];
+      tokens: readonly ApiTokenSpec[] | undefined;
+    }
   | { type: "close" };
 
 /** Sent by the thread. */
 export type LookupThreadReport =
-  | { type: "ready"; agentPort: number | undefined; dnsPort: number | undefined }
+  | {
+      type: "ready";
+      agentPort: number | undefined;
+      dnsPort: number | undefined;
+      httpPort: number | undefined;
+    }
   /** A child process's counters (a thread shares its cells instead). */
-  | { type: "counters"; agent: Float64Array; dns: Float64Array }
+  | { type: "counters"; agent: Float64Array; dns: Float64Array; http: Float64Array }
+  /** An API connection for the node (sent with the socket), with the bytes already read from
+   * it and not answered: the node serves it from here on. */
+  | { type: "connection"; rest: Uint8Array }
   | { type: "failed"; message: string; code: string | undefined }
   | { type: "internal_error"; message: string };
 
 export interface LookupThreadInit {
   agent: AgentListen | undefined;
   dns: DnsListen | undefined;
+  http: HttpListen | undefined;
   /** This thread's block of the shared counters (views onto SharedArrayBuffers); for a child
    * process, the counts so far, which it goes on from. */
   agentCells: Float64Array;
   dnsCells: Float64Array;
+  httpCells: Float64Array;
   agentEntries: readonly AgentTableEntry[];
   dnsEntries: readonly DnsTableEntry[];
+  httpEntries: readonly HttpTableEntry[];
 }
 
 /** Where the lookup servers run: a worker thread of the node, or a child process of it. */
@@ -83,12 +129,19 @@ export interface LookupThreadOptions {
   isolation?: LookupIsolation;
   agent?: AgentListen;
   dns?: DnsListen;
+  /** The API's port (node.lookup_api; process isolation only: a socket cannot be handed from a
+   * thread to the node). Every connection the lookup processes do not keep reaches `onConnection`. */
+  http?: HttpListen;
+  /** An API connection for the node, with the bytes read from it and not answered (put them
+   * back first). */
+  onConnection?: (socket: Socket, rest: Buffer) => void;
   /** Threads answering on the same ports (SO_REUSEPORT, Linux), default 1: the kernel spreads
    * connections and datagrams over them, so lookups use more than one core. */
   threads?: number;
   /** The whole tables at start. */
   agentEntries: readonly AgentTableEntry[];
   dnsEntries: readonly DnsTableEntry[];
+  httpEntries?: readonly HttpTableEntry[];
   /** Called when the thread died and a new one was started (or could not be). */
   onRestart?: (error: Error | undefined) => void;
   /** A bug caught while answering DNS (the query got SERVFAIL). */
@@ -109,9 +162,14 @@ export interface LookupThread {
   readonly agent: AgentServer | undefined;
   /** The DNS server as the node sees it (close closes the thread). */
   readonly dns: DnsServer | undefined;
+  /** The API's port in the lookup processes, and their counters summed. */
+  readonly http: { host: string; port: number; stats: LookupHttpStats } | undefined;
   /** Changed rows; only those whose answer differs are sent. */
   updateAgent(entries: readonly AgentTableEntry[]): void;
   updateDns(entries: readonly DnsTableEntry[]): void;
+  updateHttp(entries: readonly HttpTableEntry[]): void;
+  /** node.api_tokens changed (a reload). */
+  setTokens(tokens: readonly ApiTokenSpec[] | undefined): void;
   /** Threads started again because one died. */
   readonly restarts: number;
   /** Threads answering (options.threads). */
@@ -127,6 +185,17 @@ export interface LookupThread {
 
 function sameVerdict(a: AgentVerdict, b: AgentVerdict): boolean {
   return a.state === b.state && a.reason === b.reason && a.health === b.health;
+}
+
+function sameBody(a: string, b: string): boolean {
+  return a === b;
+}
+
+/** Where each server of a lookup thread listens (undefined: not served). */
+interface Addresses {
+  agent: AgentListen | undefined;
+  dns: DnsListen | undefined;
+  http: HttpListen | undefined;
 }
 
 function sameTargets(a: readonly DnsTarget[], b: readonly DnsTarget[]): boolean {
@@ -202,7 +271,8 @@ export function setRealtimePriority(
 /** A running thread or child process, as the node drives it. */
 interface Runner {
   postMessage(m: LookupThreadCommand): void;
-  on(event: "message", f: (m: LookupThreadReport) => void): void;
+  /** `handle`: a socket sent with the message (a child process's "connection"). */
+  on(event: "message", f: (m: LookupThreadReport, handle?: unknown) => void): void;
   on(event: "error", f: (e: Error) => void): void;
   on(event: "exit", f: (code: number | null) => void): void;
   off(event: "message", f: (m: LookupThreadReport) => void): void;
@@ -253,18 +323,32 @@ function spawn(
   isolation: LookupIsolation,
   init: LookupThreadInit,
   onInternalError: ((message: string) => void) | undefined,
-  onCounters: (agent: Float64Array, dns: Float64Array) => void,
-): Promise<{ worker: Runner; agentPort: number | undefined; dnsPort: number | undefined }> {
+  onCounters: (agent: Float64Array, dns: Float64Array, http: Float64Array) => void,
+  onConnection: ((socket: Socket, rest: Buffer) => void) | undefined,
+): Promise<{
+  worker: Runner;
+  agentPort: number | undefined;
+  dnsPort: number | undefined;
+  httpPort: number | undefined;
+}> {
   const worker = isolation === "process" ? processRunner(init) : threadRunner(init);
-  worker.on("message", (m: LookupThreadReport) => {
+  worker.on("message", (m: LookupThreadReport, handle?: unknown) => {
     if (m.type === "internal_error") onInternalError?.(m.message);
-    else if (m.type === "counters") onCounters(m.agent, m.dns);
+    else if (m.type === "counters") onCounters(m.agent, m.dns, m.http);
+    else if (m.type === "connection") {
+      // Undefined when the client closed while the socket was on its way: nothing to serve.
+      const socket = handle as Socket | undefined;
+      if (socket === undefined) return;
+      if (onConnection === undefined) socket.destroy();
+      else onConnection(socket, Buffer.from(m.rest.buffer, m.rest.byteOffset, m.rest.byteLength));
+    }
   });
   return new Promise((resolve, reject) => {
     const onMessage = (m: LookupThreadReport): void => {
-      if (m.type === "internal_error" || m.type === "counters") return;
+      if (m.type === "internal_error" || m.type === "counters" || m.type === "connection") return;
       cleanup();
-      if (m.type === "ready") resolve({ worker, agentPort: m.agentPort, dnsPort: m.dnsPort });
+      if (m.type === "ready")
+        resolve({ worker, agentPort: m.agentPort, dnsPort: m.dnsPort, httpPort: m.httpPort });
       else {
         void worker.terminate();
         reject(failure(m.message, m.code));
@@ -295,6 +379,8 @@ export async function startLookupThread(opts: LookupThreadOptions): Promise<Look
   const isolation = opts.isolation ?? "process";
   if (!Number.isInteger(threads) || threads < 1)
     throw new Error(`threads must be an integer ≥ 1, got ${threads}`);
+  if (opts.http !== undefined && isolation !== "process")
+    throw new Error("http needs process isolation: a thread cannot hand a socket to the node");
   const shared = threads > 1;
   // A block of counters per thread: each counts in its own, /metrics reads the sums. Shared
   // memory for threads; for child processes, the copies they send.
@@ -306,6 +392,15 @@ export async function startLookupThread(opts: LookupThreadOptions): Promise<Look
     );
   const agentCells = blocks(agentStatCells);
   const dnsCells = blocks(dnsStatCells);
+  const httpCells = blocks(httpStatCells);
+  const httpStats: LookupHttpStats = {
+    get answered() {
+      return httpCells.reduce((n, c) => n + c[0]!, 0);
+    },
+    get handedOver() {
+      return httpCells.reduce((n, c) => n + c[1]!, 0);
+    },
+  };
   const agentStats: AgentServerStats = agentStatsSum(agentCells);
   const dnsStats: DnsStats = dnsStatsSum(dnsCells);
   // The node's copies of the tables: for diffs, and for a thread started again after a crash.
@@ -320,20 +415,26 @@ export async function startLookupThread(opts: LookupThreadOptions): Promise<Look
     (e) => e[1],
     sameTargets,
   );
-  const init = (
-    slot: number,
-    agent: AgentListen | undefined,
-    dns: DnsListen | undefined,
-  ): LookupThreadInit => ({
-    agent,
-    dns,
+  const httpKey = (e: HttpTableEntry): string => `${e[0]}/${e[1]}`;
+  const httpTable = new Map<string, HttpTableEntry>();
+  keepChanged(httpTable, opts.httpEntries ?? [], httpKey, (e) => e[2], sameBody);
+  let tokens = opts.http?.tokens;
+  const init = (slot: number, at: Addresses): LookupThreadInit => ({
+    agent: at.agent,
+    dns: at.dns,
+    http: at.http === undefined ? undefined : { ...at.http, ...(tokens === undefined ? {} : { tokens }) },
     agentCells: agentCells[slot]!,
     dnsCells: dnsCells[slot]!,
+    httpCells: httpCells[slot]!,
     agentEntries: [...agentTable.values()],
     dnsEntries: [...dnsTable.values()],
+    httpEntries: [...httpTable.values()],
   });
-  const agentAsked = opts.agent === undefined ? undefined : { ...opts.agent, reusePort: shared };
-  const dnsAsked = opts.dns === undefined ? undefined : { ...opts.dns, reusePort: shared };
+  const asked: Addresses = {
+    agent: opts.agent === undefined ? undefined : { ...opts.agent, reusePort: shared },
+    dns: opts.dns === undefined ? undefined : { ...opts.dns, reusePort: shared },
+    http: opts.http === undefined ? undefined : { ...opts.http, reusePort: shared },
+  };
   const workers: (Runner | undefined)[] = new Array(threads).fill(undefined);
   if (opts.rtPriority !== undefined) {
     const p = opts.rtPriority;
@@ -344,12 +445,19 @@ export async function startLookupThread(opts: LookupThreadOptions): Promise<Look
   }
   /** Slots whose process runs at rtPriority. */
   const realtime = new Set<number>();
-  const start = async (slot: number, agent: AgentListen | undefined, dns: DnsListen | undefined) => {
+  const start = async (slot: number, at: Addresses) => {
     realtime.delete(slot);
-    const started = await spawn(isolation, init(slot, agent, dns), opts.onDnsInternalError, (a, d) => {
-      agentCells[slot]!.set(a);
-      dnsCells[slot]!.set(d);
-    });
+    const started = await spawn(
+      isolation,
+      init(slot, at),
+      opts.onDnsInternalError,
+      (a, d, h) => {
+        agentCells[slot]!.set(a);
+        dnsCells[slot]!.set(d);
+        httpCells[slot]!.set(h);
+      },
+      opts.onConnection,
+    );
     const pid = started.worker.pid;
     if (opts.rtPriority !== undefined && pid !== undefined) {
       const error = await setRealtimePriority(pid, opts.rtPriority, opts.chrtPath);
@@ -365,12 +473,17 @@ export async function startLookupThread(opts: LookupThreadOptions): Promise<Look
   };
 
   // The first thread binds (port 0 resolved); the others join its ports.
-  const first = await start(0, agentAsked, dnsAsked);
+  const first = await start(0, asked);
   workers[0] = first.worker;
-  const agentAt = agentAsked === undefined ? undefined : { ...agentAsked, port: first.agentPort! };
-  const dnsAt = dnsAsked === undefined ? undefined : { ...dnsAsked, port: first.dnsPort! };
+  const at: Addresses = {
+    agent: asked.agent === undefined ? undefined : { ...asked.agent, port: first.agentPort! },
+    dns: asked.dns === undefined ? undefined : { ...asked.dns, port: first.dnsPort! },
+    http: asked.http === undefined ? undefined : { ...asked.http, port: first.httpPort! },
+  };
+  const agentAt = at.agent;
+  const dnsAt = at.dns;
   try {
-    for (let slot = 1; slot < threads; slot++) workers[slot] = (await start(slot, agentAt, dnsAt)).worker;
+    for (let slot = 1; slot < threads; slot++) workers[slot] = (await start(slot, at)).worker;
   } catch (e) {
     await terminateAll();
     throw e;
@@ -388,7 +501,7 @@ export async function startLookupThread(opts: LookupThreadOptions): Promise<Look
       restarts++;
       // Same addresses, whole tables. One attempt; a node that cannot listen again says so
       // through onRestart and keeps serving everything else (other threads included).
-      start(slot, agentAt, dnsAt).then(
+      start(slot, at).then(
         (next) => {
           if (closing !== undefined) {
             void next.worker.terminate();
@@ -401,6 +514,8 @@ export async function startLookupThread(opts: LookupThreadOptions): Promise<Look
             type: "reset",
             agent: [...agentTable.values()],
             dns: [...dnsTable.values()],
+            http: [...httpTable.values()],
+            tokens,
           } satisfies LookupThreadCommand);
           opts.onRestart?.(undefined);
         },
@@ -434,6 +549,7 @@ export async function startLookupThread(opts: LookupThreadOptions): Promise<Look
         ? undefined
         : { host: agentAt.host, port: agentAt.port, stats: agentStats, close },
     dns: dnsAt === undefined ? undefined : { host: dnsAt.host, port: dnsAt.port, stats: dnsStats, close },
+    http: at.http === undefined ? undefined : { host: at.http.host, port: at.http.port, stats: httpStats },
     threads,
     get restarts() {
       return restarts;
@@ -460,6 +576,14 @@ export async function startLookupThread(opts: LookupThreadOptions): Promise<Look
         sameTargets,
       );
       if (changed.length > 0) sendAll({ type: "dns", entries: changed });
+    },
+    updateHttp(entries) {
+      const changed = keepChanged(httpTable, entries, httpKey, (e) => e[2], sameBody);
+      if (changed.length > 0) sendAll({ type: "http", entries: changed });
+    },
+    setTokens(next) {
+      tokens = next;
+      sendAll({ type: "tokens", tokens: next });
     },
     close,
     async killForTest(slot = 0) {

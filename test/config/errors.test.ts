@@ -477,6 +477,19 @@ const cases: BadCase[] = [
       "expected no lookup_rt_priority with lookup_isolation: thread (the priority is given to the lookup processes; a thread is part of the node's)",
   },
   {
+    name: "lookup_api not a boolean",
+    text: "node: { lookup_api: yes please }\n",
+    path: "node.lookup_api",
+    message: 'expected true or false, got "yes please"',
+  },
+  {
+    name: "lookup_api with lookup_isolation thread",
+    text: "node: { lookup_api: true, lookup_isolation: thread }\n",
+    path: "node.lookup_api",
+    message:
+      "expected no lookup_api with lookup_isolation: thread (a thread cannot hand a connection to the node; the API's port needs lookup processes)",
+  },
+  {
     name: "lookup_threads not a whole number",
     text: "node: { lookup_threads: 1.5 }\n",
     path: "node.lookup_threads",

@@ -141,6 +141,17 @@ describe("node.api_tls", () => {
     assert.match(tls.ca!, /BEGIN CERTIFICATE/);
   });
 
+  it("is not taken with node.lookup_api: a TLS session cannot be handed to the node", () => {
+    const { cert, key } = files.certs;
+    const e = configError(`  lookup_api: true\n  api_tls: { cert: ${cert}, key: ${key} }`);
+    assert.equal(e.path, "node.lookup_api");
+    assert.match(e.message, /expected no lookup_api with api_tls \(a TLS connection cannot be handed/);
+    assert.equal(
+      load(`  lookup_api: false\n  api_tls: { cert: ${cert}, key: ${key} }`).node.lookupApi,
+      undefined,
+    );
+  });
+
   it("refuses missing, unreadable, mismatched and malformed files, naming them", () => {
     const { cert, key } = files.certs;
     const missing = join(files.dir, "nope.pem");

@@ -307,7 +307,23 @@ describe("API fast path: the same answers as node:http and the router", () => {
     ]);
   });
 
-  it("gives node:http what it must judge: other forms of the path, HEAD, Connection: close, bodies", async () => {
+  it("answers a Connection: close lookup itself, then ends the connection as node:http does", async () => {
+    let handed = 0;
+    const count = () => handed++;
+    fast.server.on("connection", count);
+    try {
+      const t = await same([get("/v1/pools/web/targets/10.0.0.1:80", "Connection: close\r\n")], false);
+      assert.equal(t.replies.length, 1);
+      assert.equal(t.replies[0]!.status, 200);
+      assert.equal(t.replies[0]!.headers.get("connection"), "close");
+      assert.equal(t.replies[0]!.headers.get("keep-alive"), undefined);
+      assert.equal(handed, 0, "node:http got the connection");
+    } finally {
+      fast.server.off("connection", count);
+    }
+  });
+
+  it("gives node:http what it must judge: other forms of the path, HEAD, Connection: close with more after it, bodies", async () => {
     const cases = [
       // Percent-encoding, a query, a trailing slash, double slashes, dot segments: the router
       // decodes and normalises these, and the answer must not depend on which path served it.
@@ -338,6 +354,21 @@ describe("API fast path: the same answers as node:http and the router", () => {
     assert.match(head.text, /^HTTP\/1\.1 405 /);
     const close = await same([get("/v1/pools/web/targets/10.0.0.1:80", "Connection: close\r\n")], false);
     assert.equal(close.replies[0]!.headers.get("connection"), "close");
+    // A request after a close one, in the same chunk: node:http's to judge, and the same answers.
+    await same(
+      [
+        get("/v1/pools/web/targets/10.0.0.1:80", "Connection: close\r\n") +
+          get("/v1/pools/web/targets/10.0.0.1:80"),
+      ],
+      false,
+    );
+    await same(
+      [
+        get("/v1/pools/web/targets/10.0.0.2:80") +
+          get("/v1/pools/web/targets/10.0.0.1:80", "Connection: close\r\n"),
+      ],
+      false,
+    );
   });
 
   it("leaves bad requests to node:http: the same 400s", async () => {
@@ -549,18 +580,35 @@ describe("API fast path: parseFastRequest", () => {
 
   it("takes a plain GET of the target route, from any offset, and says where the next starts", () => {
     const req = get("/v1/pools/web/targets/10.0.0.1:80", "Accept: */*\r\nConnection: keep-alive\r\n");
-    assert.deepEqual(at(req), { kind: "target", pool: "web", target: "10.0.0.1:80", next: req.length });
+    assert.deepEqual(at(req), {
+      kind: "target",
+      pool: "web",
+      target: "10.0.0.1:80",
+      next: req.length,
+      close: false,
+    });
     assert.deepEqual(at(`xx${req}${req}`, 2 + req.length), {
       kind: "target",
       pool: "web",
       target: "10.0.0.1:80",
       next: 2 + 2 * req.length,
+      close: false,
     });
     assert.deepEqual(at(get("/v1/pools/p/targets/[2001:db8::1]:443")), {
       kind: "target",
       pool: "p",
       target: "[2001:db8::1]:443",
       next: get("/v1/pools/p/targets/[2001:db8::1]:443").length,
+      close: false,
+    });
+    // Connection: close (any case, spaces around): the last request of its connection.
+    const last = get("/v1/pools/web/targets/10.0.0.1:80", "connection:  Close \r\n");
+    assert.deepEqual(at(last), {
+      kind: "target",
+      pool: "web",
+      target: "10.0.0.1:80",
+      next: last.length,
+      close: true,
     });
   });
 
@@ -576,6 +624,7 @@ describe("API fast path: parseFastRequest", () => {
       "GET /v1/pools/web/targets/x HTTP/1.1\r\n\r\n",
       get("/v1/pools/web/targets/x", "Host: two\r\n"),
       get("/v1/pools/web/targets/x", "Connection: upgrade\r\nUpgrade: websocket\r\n"),
+      get("/v1/pools/web/targets/x", "Connection: close, te\r\n"),
       get("/v1/pools/web/targets/x", "Content-Length: 0\r\n"),
       get("/v1/pools/web/targets/x", "Transfer-Encoding: chunked\r\n"),
       get("/v1/pools/web/targets/x", "Expect: 100-continue\r\n"),

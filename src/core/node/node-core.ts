@@ -221,8 +221,11 @@ export class NodeCore {
   private stateChanges: Map<string, StateEntry> | undefined;
   private onStateChange: (() => void) | undefined;
   /** Targets whose agent-check reply and pools whose healthy list (DNS answer) may have changed
-   * since the shell last took them; off until watchLookups. */
-  private lookupChanges: { targets: Set<string>; pools: Set<string>; onChange: () => void } | undefined;
+   * since the shell last took them, and (when asked for) targets whose whole view may have;
+   * off until watchLookups. */
+  private lookupChanges:
+    | { targets: Set<string>; pools: Set<string>; views: Set<string> | undefined; onChange: () => void }
+    | undefined;
   /** Counts the entries a restore stores, which are not changes to persist again. */
   private restoring: { stored: number } | undefined;
   readonly stats = {
@@ -583,6 +586,7 @@ export class NodeCore {
     };
     const { next, transition } = applyResult(t.own, r, spec, wallMs);
     t.own = next;
+    this.viewChanged(t.id); // its latency, time and recent results, at least
     this.scheduler.complete(id, nowMs, checkMode(next));
     if (transition !== undefined) {
       this.emit({
@@ -682,6 +686,9 @@ export class NodeCore {
   private recomputeVerdict(t: TargetRt): void {
     const ps = this.pools.get(t.pool);
     if (ps === undefined) return;
+    // Called whenever its registers, owners or observers' liveness may have moved: what its
+    // view shows (observers, owners, voting) with them.
+    this.viewChanged(t.id);
     const voters = this.voters(t);
     const v = computeVerdict(
       ps.spec.verdict,
@@ -1018,17 +1025,32 @@ export class NodeCore {
    * none was waiting: take them with takeLookupChanges, off the caller's stack. Feeds the
    * lookup thread's tables (src/serve/lookup-thread.ts).
    */
-  watchLookups(onChange: () => void): void {
-    this.lookupChanges = { targets: new Set(), pools: new Set(), onChange };
+  watchLookups(onChange: () => void, opts: { views?: boolean } = {}): void {
+    this.lookupChanges = {
+      targets: new Set(),
+      pools: new Set(),
+      views: opts.views === true ? new Set() : undefined,
+      onChange,
+    };
   }
 
-  /** Target ids (`pool/host:port`) and pool names touched since the last call; some may be gone. */
-  takeLookupChanges(): { targets: string[]; pools: string[] } {
+  /**
+   * Target ids (`pool/host:port`) and pool names touched since the last call; some may be gone.
+   * `views` (with `watchLookups(…, { views: true })`, else empty): targets whose view (the HTTP
+   * API's answer for it, `view()`) may have changed in any way, `targets` included: a check's
+   * latency and time, an observer's register, owners, voting.
+   */
+  takeLookupChanges(): { targets: string[]; pools: string[]; views: string[] } {
     const c = this.lookupChanges;
-    if (c === undefined) return { targets: [], pools: [] };
-    const out = { targets: [...c.targets], pools: [...c.pools] };
+    if (c === undefined) return { targets: [], pools: [], views: [] };
+    const out = {
+      targets: [...c.targets],
+      pools: [...c.pools],
+      views: c.views === undefined ? [] : [...c.views],
+    };
     c.targets.clear();
     c.pools.clear();
+    c.views?.clear();
     return out;
   }
 
@@ -1036,9 +1058,21 @@ export class NodeCore {
   private lookupChanged(id: string | undefined, pool: string | undefined): void {
     const c = this.lookupChanges;
     if (c === undefined) return;
-    const first = c.targets.size === 0 && c.pools.size === 0;
-    if (id !== undefined) c.targets.add(id);
+    const first = c.targets.size === 0 && c.pools.size === 0 && (c.views === undefined || c.views.size === 0);
+    if (id !== undefined) {
+      c.targets.add(id);
+      c.views?.add(id);
+    }
     if (pool !== undefined) c.pools.add(pool);
+    if (first) c.onChange();
+  }
+
+  /** Notes a target's view as possibly changed (when views are watched). */
+  private viewChanged(id: string): void {
+    const c = this.lookupChanges;
+    if (c?.views === undefined) return;
+    const first = c.targets.size === 0 && c.pools.size === 0 && c.views.size === 0;
+    c.views.add(id);
     if (first) c.onChange();
   }
 

@@ -8,7 +8,9 @@
 // Every connection starts here. A request is answered here only when it is a complete, plain
 // `GET` of that route: HTTP/1.1, a path of plain characters (nothing URL parsing or percent-
 // decoding could change), one Host header, no body, no Expect or Upgrade, no Connection header
-// but `keep-alive`, all within the chunk that carried it. Anything else, from that request on,
+// but `keep-alive` or `close`, all within the chunk that carried it (a `close` one must be the
+// last thing in it: answered, then the connection ends, as node:http does; health checkers such
+// as HAProxy's http-check send it on every request). Anything else, from that request on,
 // goes to node:http with the connection, for good: it gets every other route, every error (400
 // for a bad request, 413 for a large body), HEAD, pipelined requests after it, timeouts and
 // `Connection: close`, exactly as if it had had the connection from the start. Answers written
@@ -60,6 +62,8 @@ export type FastRequest =
       target: string;
       /** Where the next request starts. */
       next: number;
+      /** `Connection: close`: the last request of the connection. */
+      close: boolean;
     } & FastCredentials)
   | { kind: "slow" };
 
@@ -99,6 +103,7 @@ export function parseFastRequest(text: string, from: number): FastRequest {
   const target = m[2]!;
   if (pool === "." || pool === ".." || target === "." || target === "..") return SLOW;
   let hosts = 0;
+  let close = false;
   let authorization: string | undefined;
   let cookie: string | undefined;
   let at = lineEnd + 2;
@@ -113,15 +118,15 @@ export function parseFastRequest(text: string, from: number): FastRequest {
       case "host":
         hosts++;
         break;
-      case "connection":
-        if (
-          line
-            .slice(colon + 1)
-            .trim()
-            .toLowerCase() !== "keep-alive"
-        )
-          return SLOW;
+      case "connection": {
+        const value = line
+          .slice(colon + 1)
+          .trim()
+          .toLowerCase();
+        if (value === "close") close = true;
+        else if (value !== "keep-alive") return SLOW;
         break;
+      }
       // Kept as node:http keeps them (value without surrounding spaces and tabs); a repeated
       // one is node:http's to combine or drop.
       case "authorization":
@@ -142,7 +147,7 @@ export function parseFastRequest(text: string, from: number): FastRequest {
   // node:http refuses an HTTP/1.1 request without a Host (400); what it makes of several is its
   // own business.
   if (hosts !== 1) return SLOW;
-  const r: FastRequest = { kind: "target", pool, target, next: headEnd + 4 };
+  const r: FastRequest = { kind: "target", pool, target, next: headEnd + 4, close };
   if (authorization !== undefined) r.authorization = authorization;
   if (cookie !== undefined) r.cookie = cookie;
   return r;
@@ -188,15 +193,16 @@ export function createFastPath(opts: FastPathOptions): {
   // once a second, as node:http does.
   let tailSecond = -1;
   let tail = "";
-  const tailFor = (nowMs: number): string => {
+  let closeTail = "";
+  const tailFor = (nowMs: number, close: boolean): string => {
     const second = Math.floor(nowMs / 1000);
     if (second !== tailSecond) {
       tailSecond = second;
-      tail =
-        `\r\ncache-control: no-store\r\nDate: ${new Date(second * 1000).toUTCString()}` +
-        `\r\nConnection: keep-alive\r\nKeep-Alive: timeout=${keepAliveSeconds}\r\n\r\n`;
+      const head = `\r\ncache-control: no-store\r\nDate: ${new Date(second * 1000).toUTCString()}`;
+      tail = `${head}\r\nConnection: keep-alive\r\nKeep-Alive: timeout=${keepAliveSeconds}\r\n\r\n`;
+      closeTail = `${head}\r\nConnection: close\r\n\r\n`;
     }
-    return tail;
+    return close ? closeTail : tail;
   };
 
   const serve = (socket: Socket): void => {
@@ -219,9 +225,12 @@ export function createFastPath(opts: FastPathOptions): {
       const text = chunk.toString("latin1");
       let at = 0;
       let out = "";
+      let last = false;
       while (at < text.length) {
         const r = parseFastRequest(text, at);
         if (r.kind === "slow") break;
+        // What node:http makes of requests after a `close` one is its business.
+        if (r.close && r.next !== text.length) break;
         let a: FastAnswer;
         try {
           a = opts.answer(r.pool, r.target, r);
@@ -230,10 +239,17 @@ export function createFastPath(opts: FastPathOptions): {
         }
         out +=
           `HTTP/1.1 ${a.status} ${STATUS_CODES[a.status] ?? "unknown"}\r\ncontent-type: application/json; charset=utf-8` +
-          `\r\ncontent-length: ${Buffer.byteLength(a.body)}${tailFor(now)}${a.body}`;
+          `\r\ncontent-length: ${Buffer.byteLength(a.body)}${tailFor(now, r.close)}${a.body}`;
         opts.onRequest?.(a.route, a.status);
         conn.answered++;
         at = r.next;
+        last = r.close;
+      }
+      if (last) {
+        // Answered, and the connection ends there (its FIN after the answer), as node:http's.
+        open.remove(conn);
+        socket.end(out);
+        return;
       }
       // Pipelined answers leave in one write, in order, before node:http gets the rest. A client
       // that sends faster than it reads is read no further until its answers have drained.

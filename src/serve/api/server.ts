@@ -194,7 +194,26 @@ async function route(backend: ApiBackend, req: IncomingMessage, res: ServerRespo
   throw notFound(`no route for ${method} ${url.pathname}`);
 }
 
-export function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
+/** The API without a listening socket of its own: it serves the connections it is given. */
+export interface ApiHandler {
+  /** node:http's server (it never listens): every connection the fast path hands over. */
+  readonly http: Server;
+  /** Serves `socket`, after `rest` (bytes read from it and not answered elsewhere): the fast path
+   * first (unless off), as a connection accepted here. */
+  adopt(socket: Socket, rest?: Buffer): void;
+  /** Connections on the fast path now (not handed to node:http). */
+  readonly fastConnections: number;
+  /** Destroys the connections it serves. */
+  close(): void;
+}
+
+export type ApiHandlerOptions = Omit<ApiServerOptions, "host" | "port" | "tls">;
+
+/**
+ * The API's routes, auth and fast path, for the connections a listener (startApiServer's, or
+ * the lookup processes' with `node.lookup_api`) gives it.
+ */
+export function createApiHandler(opts: ApiHandlerOptions): ApiHandler {
   const timeouts = { ...apiTimeoutsDefault, ...opts.timeouts };
   const given = opts.auth;
   const authNow = typeof given === "function" ? given : () => given;
@@ -228,7 +247,7 @@ export function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
     },
   );
   // node:http starts its header and request timeout checks when it starts listening; it never
-  // does here (the listener below owns the port), so start them as listening would.
+  // does here (the listener owns the port), so start them as listening would.
   http.emit("listening");
   const toHttp = (socket: Socket, rest: Buffer | undefined): void => {
     // Paused, so the bytes put back reach node:http's parser first, before anything newer.
@@ -254,13 +273,36 @@ export function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
           headersTimeoutMs: timeouts.headersTimeoutMs,
           ...(opts.onRequest === undefined ? {} : { onRequest: opts.onRequest }),
         });
+  return {
+    http,
+    adopt: (socket, rest) => {
+      if (fast === undefined) return toHttp(socket, rest);
+      if (rest !== undefined && rest.length > 0) {
+        // Put back before the fast path listens: its first "data" is these bytes.
+        socket.pause();
+        socket.unshift(rest);
+      }
+      fast.serve(socket);
+      socket.resume();
+    },
+    get fastConnections() {
+      return fast?.connections ?? 0;
+    },
+    close: () => {
+      fast?.close();
+      // Stops node:http's timeout checks (it never listened: the error is expected).
+      http.close(() => {});
+      http.closeAllConnections();
+    },
+  };
+}
+
+export function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
+  const handler = createApiHandler(opts);
   // allowHalfOpen and noDelay as node:http's own listener sets them, for the connections it
   // gets; the fast path answers a half-closed peer and then closes.
   // With TLS, the sockets both paths see carry the decrypted bytes.
-  const listener = createApiListener(opts.tls, (socket) => {
-    if (fast === undefined) toHttp(socket, undefined);
-    else fast.serve(socket);
-  });
+  const listener = createApiListener(opts.tls, (socket) => handler.adopt(socket));
   return new Promise((resolve, reject) => {
     listener.once("error", reject);
     listener.listen(opts.port, opts.host, () => {
@@ -268,30 +310,44 @@ export function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
       // After listening, an accept that fails (EMFILE) is one connection lost, not a crash.
       listener.on("error", () => {});
       const addr = listener.address() as AddressInfo;
-      const host = addr.address.includes(":") ? `[${addr.address}]` : addr.address;
+      const api = apiServerOver(handler, addr.address, addr.port, opts.tls);
       let closing: Promise<void> | undefined;
-      resolve({
-        server: http,
-        address: { host: addr.address, port: addr.port },
-        url: `${apiScheme(opts.tls)}://${host}:${addr.port}`,
-        get fastConnections() {
-          return fast?.connections ?? 0;
-        },
-        replaceTls: (tls) => {
-          if (opts.tls === undefined) throw new Error("invariant: the API server was started without TLS");
-          replaceApiTls(listener, tls);
-        },
-        close: () => {
-          closing ??= new Promise<void>((res) => {
-            listener.close(() => res());
-            fast?.close();
-            // Stops node:http's timeout checks (it never listened: the error is expected).
-            http.close(() => {});
-            http.closeAllConnections();
-          });
-          return closing;
-        },
-      });
+      // Its own listener: TLS can be replaced, and close() closes the port too.
+      api.replaceTls = (tls) => {
+        if (opts.tls === undefined) throw new Error("invariant: the API server was started without TLS");
+        replaceApiTls(listener, tls);
+      };
+      api.close = () => {
+        closing ??= new Promise<void>((res) => {
+          listener.close(() => res());
+          handler.close();
+        });
+        return closing;
+      };
+      resolve(api);
     });
   });
+}
+
+/**
+ * The ApiServer of a handler whose connections come from elsewhere (the lookup processes,
+ * `node.lookup_api`) on `host`:`port`; close() closes the handler only.
+ */
+export function apiServerOver(handler: ApiHandler, host: string, port: number, tls?: ApiTlsSpec): ApiServer {
+  const bracketed = host.includes(":") ? `[${host}]` : host;
+  return {
+    server: handler.http,
+    address: { host, port },
+    url: `${apiScheme(tls)}://${bracketed}:${port}`,
+    get fastConnections() {
+      return handler.fastConnections;
+    },
+    replaceTls: () => {
+      throw new Error("invariant: the API's port is not this server's");
+    },
+    close: () => {
+      handler.close();
+      return Promise.resolve();
+    },
+  };
 }
