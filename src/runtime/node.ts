@@ -761,10 +761,10 @@ export class VigilNode implements ApiBackend {
 
   /**
    * The agent-check and DNS servers, on the lookup thread (src/serve/lookup-thread.ts) unless
-   * deps.lookupThread is false, in which case they answer on this event loop.
+   * deps.lookupThread is false, in which case they answer on this event loop. `api`: the API's
+   * port for the lookup processes too (node.lookup_api), and the handler that serves the
+   * connections they hand over.
    */
-  /** `api`: the API's port for the lookup processes too (node.lookup_api), and the handler
-   * that serves the connections they hand over. */
   private async startLookupServers(
     api: { host: string; port: number; handler: ApiHandler } | undefined,
   ): Promise<void> {
@@ -875,6 +875,13 @@ export class VigilNode implements ApiBackend {
           "API connections the lookup processes handed to the node (node.lookup_api): every route but target lookups, targets not in their table, credentials they do not pass.",
           () => http.stats.handedOver,
         );
+      if (http !== undefined)
+        liveCounter(
+          [this.metrics.registry],
+          "vigil_lookup_api_cutoffs_total",
+          "API connections the lookup processes closed because the client had not read the answers they wrote before a hand-over within the head timeout (10 s).",
+          () => http.stats.cutOff,
+        );
     }
     if (this.agent !== undefined) this.registerAgentMetrics(this.agent);
     if (this.dns !== undefined) this.registerDnsMetrics(this.dns);
@@ -924,12 +931,9 @@ export class VigilNode implements ApiBackend {
     if (thread.http !== undefined) {
       // A verdict, reason or admin state (and a target added or gone) at once, as the agent
       // table; every other change of a view within HTTP_FEED_EVERY_MS.
-      if (targets.length > 0) {
-        for (const id of targets) this.httpFeedTargets.delete(id);
-        thread.updateHttp(targets.map((id) => this.httpEntry(id)));
-      }
-      const already = new Set(targets);
-      for (const id of views) if (!already.has(id)) this.httpFeedTargets.add(id);
+      if (targets.length > 0) thread.updateHttp(targets.map((id) => this.httpEntry(id)));
+      for (const id of views) this.httpFeedTargets.add(id);
+      for (const id of targets) this.httpFeedTargets.delete(id); // sent just now
       if (this.httpFeedTargets.size > 0 && this.httpFeedTimer === undefined && !this.stopping)
         this.httpFeedTimer = setTimeout(() => this.feedHttp(), HTTP_FEED_EVERY_MS).unref();
     }

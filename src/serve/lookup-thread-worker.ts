@@ -11,8 +11,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import type { ApiTokenSpec } from "../config/types.ts";
 import type { AgentVerdict } from "../core/agent-check/codec.ts";
 import { type AgentServer, startAgentServer } from "./agent-server.ts";
-import { ApiAuth } from "./api/auth.ts";
-import { createFastPath } from "./api/fast-path.ts";
+import type { ApiAuth } from "./api/auth.ts";
 import { type DnsServer, type DnsTarget, dnsStatsOver, startDnsServer } from "./dns-server.ts";
 import type {
   AgentTableEntry,
@@ -134,8 +133,12 @@ function applyHttp(entries: readonly HttpTableEntry[]): void {
 
 /** node.api_tokens: a lookup without a read token is the node's (its 401, its count and log). */
 let auth: ApiAuth | undefined;
+/** Loaded with the API's port only (it brings prom-client): the heap stays small without. */
+let ApiAuthClass: typeof ApiAuth | undefined;
 function applyTokens(tokens: readonly ApiTokenSpec[] | undefined): void {
-  auth = tokens === undefined || tokens.length === 0 ? undefined : new ApiAuth(tokens);
+  if (tokens === undefined || tokens.length === 0) auth = undefined;
+  else if (ApiAuthClass === undefined) throw new Error("invariant: tokens without the API's port");
+  else auth = new ApiAuthClass(tokens);
 }
 
 /** Thrown out of the fast path's answer: the connection goes to the node from this request on. */
@@ -151,9 +154,14 @@ async function startHttp(
   h: HttpListen,
   sendSocket: NonNullable<Channel["sendSocket"]>,
 ): Promise<{ port: number; close(): void }> {
+  const { createFastPath } = await import("./api/fast-path.ts");
+  ApiAuthClass = (await import("./api/auth.ts")).ApiAuth;
+  applyTokens(h.tokens);
   const handOver = (socket: Socket, rest: Buffer | undefined): void => {
-    // Read no further here: what arrives from now on stays in the kernel for the node.
+    // Read no further here: what arrives from now on stays in the kernel for the node. The fast
+    // path has taken its listeners off: an error from here on ends this socket, not the process.
     socket.pause();
+    socket.on("error", () => socket.destroy());
     const send = (): void => {
       if (socket.destroyed) return;
       const parts = rest === undefined ? [] : [rest];
@@ -164,11 +172,19 @@ async function startHttp(
         if (err !== null) socket.destroy();
       });
     };
-    // Answers written here leave before the node writes anything to the socket.
+    // Answers written here leave before the node writes anything to the socket: a client that
+    // does not read them within the head timeout is cut off, not held here for good.
     if (socket.writableLength === 0) send();
     else {
-      socket.once("drain", send);
-      socket.once("error", () => socket.destroy());
+      const timer = setTimeout(() => {
+        httpCells[2]!++;
+        socket.destroy();
+      }, h.headersTimeoutMs);
+      socket.once("drain", () => {
+        clearTimeout(timer);
+        send();
+      });
+      socket.once("close", () => clearTimeout(timer));
     }
   };
   const fast = createFastPath({
@@ -219,7 +235,6 @@ const report = (m: LookupThreadReport): void => channel.send(m);
 applyAgent(init.agentEntries);
 applyDns(init.dnsEntries);
 applyHttp(init.httpEntries);
-applyTokens(init.http?.tokens);
 let agent: AgentServer | undefined;
 let dns: DnsServer | undefined;
 let http: { port: number; close(): void } | undefined;

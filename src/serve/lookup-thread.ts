@@ -48,11 +48,13 @@ export interface HttpListen {
 }
 
 /** The HTTP counters of one lookup process: target lookups answered there, connections handed
- * to the node. */
-export const httpStatCells = 2;
+ * to the node, connections cut off because their client did not take the answers written
+ * before the hand-over within the head timeout. */
+export const httpStatCells = 3;
 export interface LookupHttpStats {
   readonly answered: number;
   readonly handedOver: number;
+  readonly cutOff: number;
 }
 
 export interface AgentListen {
@@ -399,6 +401,9 @@ export async function startLookupThread(opts: LookupThreadOptions): Promise<Look
     },
     get handedOver() {
       return httpCells.reduce((n, c) => n + c[1]!, 0);
+    },
+    get cutOff() {
+      return httpCells.reduce((n, c) => n + c[2]!, 0);
     },
   };
   const agentStats: AgentServerStats = agentStatsSum(agentCells);

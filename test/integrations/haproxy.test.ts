@@ -12,6 +12,7 @@ import { systemClock } from "../../src/runtime/clock.ts";
 import { silentLogger } from "../../src/runtime/log.ts";
 import { VigilNode } from "../../src/runtime/node.ts";
 import type { AgentServer } from "../../src/serve/agent-server.ts";
+import type { LookupThread } from "../../src/serve/lookup-thread.ts";
 import { eventually, startTestOrigin, type TestOrigin } from "../helpers/origins.ts";
 import { tmpDataDir } from "../helpers/tmp.ts";
 
@@ -62,6 +63,77 @@ function runtimeApi(socketPath: string, command: string): Promise<string> {
       resolve(out);
     });
   });
+}
+
+/** A running HAProxy on `config` (its lines), in `dir`; its output collected for failure messages. */
+interface Haproxy {
+  readonly log: () => string;
+  /** Resolves once its runtime API at `sock` answers; rejects if it exits first. */
+  ready(sock: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function runHaproxy(dir: string, config: string[]): Haproxy {
+  const cfgPath = join(dir, "haproxy.cfg");
+  writeFileSync(cfgPath, config.join("\n"));
+  const child: ChildProcess = spawn(findHaproxy(), ["-f", cfgPath, "-db"], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let log = "";
+  child.stdout!.on("data", (d) => {
+    log += d;
+  });
+  child.stderr!.on("data", (d) => {
+    log += d;
+  });
+  const exited = new Promise<never>((_, reject) =>
+    child.once("exit", (code) => reject(new Error(`haproxy exited with ${code}:\n${log}`))),
+  );
+  exited.catch(() => {});
+  return {
+    log: () => log,
+    ready: async (sock) => {
+      await Promise.race([
+        eventually(() => runtimeApi(sock, "show servers state"), "the HAProxy runtime API", 5_000),
+        exited,
+      ]);
+    },
+    stop: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const gone = new Promise((r) => child.once("exit", r));
+      child.kill("SIGTERM");
+      const killer = setTimeout(() => child.kill("SIGKILL"), 2_000);
+      await gone;
+      clearTimeout(killer);
+    },
+  };
+}
+
+/** Polls HAProxy's view of server `name` in `backend` until `want` holds; the failure shows the
+ * last view and HAProxy's output. */
+async function waitForServer(
+  sock: string,
+  backend: string,
+  name: string,
+  want: (s: ServerState) => boolean,
+  what: string,
+  haproxy: Haproxy | undefined,
+): Promise<ServerState> {
+  let last: ServerState | undefined;
+  try {
+    return await eventually(
+      async () => {
+        last = parseServersState(await runtimeApi(sock, `show servers state ${backend}`)).get(name);
+        return last !== undefined && want(last) ? last : undefined;
+      },
+      `${name} ${what}`,
+      5_000,
+    );
+  } catch (e) {
+    throw new Error(
+      `${(e as Error).message}; last seen ${JSON.stringify(last)}\nhaproxy:\n${haproxy?.log()}`,
+    );
+  }
 }
 
 interface ServerState {
@@ -115,8 +187,7 @@ function parseStat(text: string, proxy: string): Map<string, Record<string, stri
 
 describe("HAProxy agent-check against a Vigil node", { timeout: 30_000 }, () => {
   let dir: string;
-  let haproxy: ChildProcess | undefined;
-  let haproxyLog = "";
+  let haproxy: Haproxy | undefined;
   let node: VigilNode;
   let agent: Pick<AgentServer, "port" | "stats">;
   let origins: TestOrigin[] = [];
@@ -127,25 +198,8 @@ describe("HAProxy agent-check against a Vigil node", { timeout: 30_000 }, () => 
   const stat = async (): Promise<Map<string, Record<string, string>>> =>
     parseStat(await runtimeApi(sock, "show stat"), "web");
   /** Polls HAProxy's view of one server until `want` holds; the failure shows the last view. */
-  const waitFor = async (
-    name: string,
-    want: (s: ServerState) => boolean,
-    what: string,
-  ): Promise<ServerState> => {
-    let last: ServerState | undefined;
-    try {
-      return await eventually(
-        async () => {
-          last = (await servers()).get(name);
-          return last !== undefined && want(last) ? last : undefined;
-        },
-        `${name} ${what}`,
-        5_000,
-      );
-    } catch (e) {
-      throw new Error(`${(e as Error).message}; last seen ${JSON.stringify(last)}\nhaproxy:\n${haproxyLog}`);
-    }
-  };
+  const waitFor = (name: string, want: (s: ServerState) => boolean, what: string): Promise<ServerState> =>
+    waitForServer(sock, "web", name, want, what, haproxy);
   const setAdmin = async (target: TestOrigin, state: "maint" | "drain" | "none"): Promise<void> => {
     const r = await fetch(`${node.apiUrl}/v1/pools/web/targets/${target.key}/admin`, {
       method: "PUT",
@@ -156,7 +210,6 @@ describe("HAProxy agent-check against a Vigil node", { timeout: 30_000 }, () => 
   };
 
   before(async () => {
-    const bin = findHaproxy();
     dir = mkdtempSync(join(tmpdir(), "vigil-haproxy-"));
     sock = join(dir, "haproxy.sock");
     origins = [await startTestOrigin(200, "ok"), await startTestOrigin(200, "ok")];
@@ -199,33 +252,13 @@ pools:
       `  server s2 ${o2.key} ${agentOpts(`web/${o2.key}`)}`,
       `  server s3 127.0.0.1:1 ${agentOpts("web/127.0.0.1:1")}`,
       "",
-    ].join("\n");
-    const cfgPath = join(dir, "haproxy.cfg");
-    writeFileSync(cfgPath, config);
-    const child = spawn(bin, ["-f", cfgPath, "-db"], { stdio: ["ignore", "pipe", "pipe"] });
-    haproxy = child;
-    child.stdout!.on("data", (d) => {
-      haproxyLog += d;
-    });
-    child.stderr!.on("data", (d) => {
-      haproxyLog += d;
-    });
-    const exited = new Promise<never>((_, reject) =>
-      child.once("exit", (code) => reject(new Error(`haproxy exited with ${code}:\n${haproxyLog}`))),
-    );
-    exited.catch(() => {});
-    await Promise.race([eventually(() => servers(), "the HAProxy runtime API", 5_000), exited]);
+    ];
+    haproxy = runHaproxy(dir, config);
+    await haproxy.ready(sock);
   });
 
   after(async () => {
-    const child = haproxy;
-    if (child !== undefined && child.exitCode === null && child.signalCode === null) {
-      const gone = new Promise((r) => child.once("exit", r));
-      child.kill("SIGTERM");
-      const killer = setTimeout(() => child.kill("SIGKILL"), 2_000);
-      await gone;
-      clearTimeout(killer);
-    }
+    await haproxy?.stop();
     await node?.stop();
     for (const o of origins) await o.close();
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
@@ -304,3 +337,117 @@ pools:
     assert.equal(agent.stats.badRequests, 0);
   });
 });
+
+describe(
+  "HAProxy httpchk against a Vigil node's API in its lookup process (node.lookup_api)",
+  { timeout: 30_000 },
+  () => {
+    // The other way to follow Vigil: HAProxy's own HTTP check pointed at Vigil's API for each
+    // server (`check addr … port …`), with `option httpchk`'s default request (HTTP/1.0, a new
+    // connection each time). The server is up when the target's effective state is "up";
+    // anything else (down, unknown, maint, drain) fails the check. One backend per server: the
+    // check's path names the target.
+    let dir: string;
+    let haproxy: Haproxy | undefined;
+    let node: VigilNode;
+    let origins: TestOrigin[] = [];
+    let sock: string;
+    const server = async (backend: string): Promise<ServerState | undefined> =>
+      parseServersState(await runtimeApi(sock, `show servers state ${backend}`)).get("s");
+    const waitFor = (backend: string, up: boolean): Promise<ServerState> =>
+      waitForServer(
+        sock,
+        backend,
+        "s",
+        (s) => (s.srv_op_state === opRunning) === up,
+        up ? "UP" : "DOWN",
+        haproxy,
+      );
+    const lookups = () => (node as unknown as { lookups: LookupThread }).lookups;
+
+    before(async () => {
+      dir = mkdtempSync(join(tmpdir(), "vigil-haproxy-httpchk-"));
+      sock = join(dir, "haproxy.sock");
+      origins = [await startTestOrigin(200, "ok"), await startTestOrigin(200, "ok")];
+      const [o1, o2] = origins as [TestOrigin, TestOrigin];
+      const cfg = parseConfigText(
+        `
+node: { name: h2, api: "127.0.0.1:0", gossip: "127.0.0.1:0", lookup_api: true, data_dir: "${tmpDataDir()}" }
+defaults: { interval: 100ms, timeout: 100ms, rise: 1, fall: 2 }
+pools:
+  web:
+    check: { type: http, path: /healthz, expect: { body_contains: ok } }
+    targets: [${o1.key}, ${o2.key}]
+`,
+        "<haproxy httpchk test>",
+      );
+      node = new VigilNode(cfg, {
+        clock: systemClock,
+        random: new SeededRandom(2),
+        prober: createProber(),
+        logger: silentLogger,
+      });
+      await node.start();
+      const api = new URL(node.apiUrl);
+      // The body starts {"target":"<key>","state":"<effective state>": that state only, not the
+      // observers' own "state" fields after it. Dots stand for the quotes.
+      const backend = (name: string, o: TestOrigin): string[] => [
+        `backend ${name}`,
+        `  option httpchk GET /v1/pools/web/targets/${o.key}`,
+        "  http-check expect rstring ^{.target.:.[^,]*,.state.:.up.",
+        `  server s ${o.key} check addr ${api.hostname} port ${api.port} inter 100ms fall 1 rise 1`,
+      ];
+      haproxy = runHaproxy(dir, [
+        "global",
+        `  stats socket ${sock} level admin`,
+        "defaults",
+        "  mode http",
+        "  timeout connect 500ms",
+        "  timeout check 500ms",
+        "  timeout client 5s",
+        "  timeout server 5s",
+        ...backend("b1", o1),
+        ...backend("b2", o2),
+        "",
+      ]);
+      await haproxy.ready(sock);
+    });
+
+    after(async () => {
+      await haproxy?.stop();
+      await node?.stop();
+      for (const o of origins) await o.close();
+      if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+    });
+
+    it("HAProxy marks both servers UP from Vigil's answer", async () => {
+      await waitFor("b1", true);
+      await waitFor("b2", true);
+    });
+
+    it("an origin failing Vigil's check goes DOWN in HAProxy, and comes back UP", async () => {
+      origins[0]!.status = 503;
+      await waitFor("b1", false);
+      assert.equal((await server("b2"))?.srv_op_state, opRunning, "the other server is untouched");
+      origins[0]!.status = 200;
+      await waitFor("b1", true);
+    });
+
+    it("maint set through Vigil's admin API takes the server out", async () => {
+      const put = await fetch(`${node.apiUrl}/v1/pools/web/targets/${origins[1]!.key}/admin`, {
+        method: "PUT",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ state: "maint", reason: "test" }),
+      });
+      assert.equal(put.status, 200, await put.text());
+      await waitFor("b2", false);
+    });
+
+    it("the lookup process answered HAProxy's checks itself, none handed to the node", async () => {
+      const http = lookups().http!;
+      await eventually(() => http.stats.answered >= 10, "checks answered in the lookup process");
+      // The admin PUT above was the only connection the node took.
+      assert.equal(http.stats.handedOver, 1);
+    });
+  },
+);

@@ -307,17 +307,35 @@ describe("API fast path: the same answers as node:http and the router", () => {
     ]);
   });
 
-  it("answers a Connection: close lookup itself, then ends the connection as node:http does", async () => {
+  it("answers a lookup that ends its connection itself (Connection: close, HTTP/1.0), then ends it as node:http does", async () => {
     let handed = 0;
     const count = () => handed++;
     fast.server.on("connection", count);
     try {
-      const t = await same([get("/v1/pools/web/targets/10.0.0.1:80", "Connection: close\r\n")], false);
-      assert.equal(t.replies.length, 1);
-      assert.equal(t.replies[0]!.status, 200);
-      assert.equal(t.replies[0]!.headers.get("connection"), "close");
-      assert.equal(t.replies[0]!.headers.get("keep-alive"), undefined);
-      assert.equal(handed, 0, "node:http got the connection");
+      for (const req of [
+        get("/v1/pools/web/targets/10.0.0.1:80", "Connection: close\r\n"),
+        "GET /v1/pools/web/targets/10.0.0.1:80 HTTP/1.0\r\n\r\n",
+        "GET /v1/pools/web/targets/10.0.0.1:80 HTTP/1.0\r\nHost: vigil\r\nConnection: close\r\n\r\n",
+      ]) {
+        const t = await same([req], false);
+        assert.equal(t.replies.length, 1, req);
+        assert.equal(t.replies[0]!.status, 200);
+        assert.equal(t.replies[0]!.headers.get("connection"), "close");
+        assert.equal(t.replies[0]!.headers.get("keep-alive"), undefined);
+      }
+      // HTTP/1.0 asking to keep the connection: kept, as node:http keeps it.
+      const kept = await same(
+        [
+          "GET /v1/pools/web/targets/10.0.0.1:80 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n" +
+            "GET /v1/pools/web/targets/10.0.0.2:80 HTTP/1.0\r\n\r\n",
+        ],
+        false,
+      );
+      assert.deepEqual(
+        kept.replies.map((r) => r.headers.get("connection")),
+        ["keep-alive", "close"],
+      );
+      assert.equal(handed, 0, "node:http got a connection");
     } finally {
       fast.server.off("connection", count);
     }
@@ -610,6 +628,24 @@ describe("API fast path: parseFastRequest", () => {
       next: last.length,
       close: true,
     });
+    // HTTP/1.0 (HAProxy's httpchk): a Host is optional, and the connection ends unless kept.
+    const old = "GET /v1/pools/web/targets/10.0.0.1:80 HTTP/1.0\r\n\r\n";
+    assert.deepEqual(at(old), {
+      kind: "target",
+      pool: "web",
+      target: "10.0.0.1:80",
+      next: old.length,
+      close: true,
+    });
+    const kept =
+      "GET /v1/pools/web/targets/10.0.0.1:80 HTTP/1.0\r\nConnection: keep-alive\r\nHost: v\r\n\r\n";
+    assert.deepEqual(at(kept), {
+      kind: "target",
+      pool: "web",
+      target: "10.0.0.1:80",
+      next: kept.length,
+      close: false,
+    });
   });
 
   it("leaves everything else to node:http", () => {
@@ -625,6 +661,9 @@ describe("API fast path: parseFastRequest", () => {
       get("/v1/pools/web/targets/x", "Host: two\r\n"),
       get("/v1/pools/web/targets/x", "Connection: upgrade\r\nUpgrade: websocket\r\n"),
       get("/v1/pools/web/targets/x", "Connection: close, te\r\n"),
+      get("/v1/pools/web/targets/x", "Connection: close\r\nConnection: keep-alive\r\n"),
+      "GET /v1/pools/web/targets/x HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n",
+      "GET /v1/pools/web/targets/x HTTP/1.2\r\nHost: a\r\n\r\n",
       get("/v1/pools/web/targets/x", "Content-Length: 0\r\n"),
       get("/v1/pools/web/targets/x", "Transfer-Encoding: chunked\r\n"),
       get("/v1/pools/web/targets/x", "Expect: 100-continue\r\n"),

@@ -7,10 +7,11 @@
 //
 // Every connection starts here. A request is answered here only when it is a complete, plain
 // `GET` of that route: HTTP/1.1, a path of plain characters (nothing URL parsing or percent-
-// decoding could change), one Host header, no body, no Expect or Upgrade, no Connection header
-// but `keep-alive` or `close`, all within the chunk that carried it (a `close` one must be the
-// last thing in it: answered, then the connection ends, as node:http does; health checkers such
-// as HAProxy's http-check send it on every request). Anything else, from that request on,
+// decoding could change), HTTP/1.1 with one Host header or HTTP/1.0 with at most one, no body,
+// no Expect or Upgrade, no Connection header but `keep-alive` or `close`, all within the chunk
+// that carried it. A request that ends its connection (`Connection: close`, or HTTP/1.0 without
+// `keep-alive`: what health checkers such as HAProxy's httpchk send) must be the last thing in
+// its chunk: answered, then the connection ends, as node:http does. Anything else, from that request on,
 // goes to node:http with the connection, for good: it gets every other route, every error (400
 // for a bad request, 413 for a large body), HEAD, pipelined requests after it, timeouts and
 // `Connection: close`, exactly as if it had had the connection from the start. Answers written
@@ -83,7 +84,8 @@ const requestTimeoutReply = "HTTP/1.1 408 Request Timeout\r\nConnection: close\r
 
 // A segment of characters that neither URL parsing nor decodeURIComponent changes (no "%",
 // "\\", "?", "#", no dot segments: checked below), so the router would see the same string.
-const TARGET_PATH = /^GET \/v1\/pools\/([A-Za-z0-9_.:[\]-]+)\/targets\/([A-Za-z0-9_.:[\]-]+) HTTP\/1\.1$/;
+const TARGET_PATH =
+  /^GET \/v1\/pools\/([A-Za-z0-9_.:[\]-]+)\/targets\/([A-Za-z0-9_.:[\]-]+) HTTP\/1\.([01])$/;
 // Field names are tokens; values are visible ASCII, spaces, tabs or obs-text (RFC 9110 5.5).
 // Anything else is node:http's to refuse with a 400.
 const HEADER_LINE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t\x20-\x7e\x80-\xff]*$/;
@@ -101,8 +103,11 @@ export function parseFastRequest(text: string, from: number): FastRequest {
   if (m === null) return SLOW;
   const pool = m[1]!;
   const target = m[2]!;
+  const http10 = m[3] === "0";
   if (pool === "." || pool === ".." || target === "." || target === "..") return SLOW;
   let hosts = 0;
+  // HTTP/1.0 closes unless asked to keep the connection; HTTP/1.1 keeps it unless asked to close.
+  let keepAlive = false;
   let close = false;
   let authorization: string | undefined;
   let cookie: string | undefined;
@@ -124,7 +129,8 @@ export function parseFastRequest(text: string, from: number): FastRequest {
           .trim()
           .toLowerCase();
         if (value === "close") close = true;
-        else if (value !== "keep-alive") return SLOW;
+        else if (value === "keep-alive") keepAlive = true;
+        else return SLOW;
         break;
       }
       // Kept as node:http keeps them (value without surrounding spaces and tabs); a repeated
@@ -144,10 +150,16 @@ export function parseFastRequest(text: string, from: number): FastRequest {
         return SLOW;
     }
   }
-  // node:http refuses an HTTP/1.1 request without a Host (400); what it makes of several is its
-  // own business.
-  if (hosts !== 1) return SLOW;
-  const r: FastRequest = { kind: "target", pool, target, next: headEnd + 4, close };
+  // node:http refuses an HTTP/1.1 request without a Host (400), not an HTTP/1.0 one; what it
+  // makes of several is its own business, and so are both Connection values at once.
+  if (hosts > 1 || (hosts === 0 && !http10) || (close && keepAlive)) return SLOW;
+  const r: FastRequest = {
+    kind: "target",
+    pool,
+    target,
+    next: headEnd + 4,
+    close: close || (http10 && !keepAlive),
+  };
   if (authorization !== undefined) r.authorization = authorization;
   if (cookie !== undefined) r.cookie = cookie;
   return r;
