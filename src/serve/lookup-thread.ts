@@ -10,6 +10,11 @@
 // node's own view (one event-loop turn plus the message's hop, far inside HAProxy's agent-inter
 // or a resolver's timeout).
 //
+// With `http` (node.lookup_api, child processes only) they also listen on the API's port: the
+// HTTP fast path (api/fast-path.ts) answers target lookups from a third table, each target's
+// rendered JSON body, and every other connection goes to the node with the bytes read from it
+// (`onConnection`: a socket sent over the IPC channel), which serves it as if it had accepted it.
+//
 // Counters live in shared memory (a block per thread, summed for /metrics), so /metrics reads
 // them without a message. `threads` > 1 runs several such threads on the same ports with
 // SO_REUSEPORT (Linux): the kernel spreads connections and datagrams over them. If the thread dies, the node's side starts a new one on the same addresses with the
