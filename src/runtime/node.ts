@@ -795,6 +795,13 @@ export class VigilNode implements ApiBackend {
           { lookupThreads: n.lookupThreads ?? 1, cores },
           "node.lookup_rt_priority with as many lookup processes as cores: a flood of lookups can starve the node's checks and gossip; keep lookup_threads below the core count",
         );
+      // Measured on 2 cores with the load generated on the same host (bench/results/
+      // lookup-checking-api-rt.json): the node's event loop held up to 1.1 s.
+      if (rt !== undefined && api !== undefined)
+        this.log.warn(
+          { lookupThreads: n.lookupThreads ?? 1, cores },
+          "node.lookup_rt_priority with node.lookup_api: the API's target lookups are answered at real-time priority too, and anyone who can reach the API's port can send them; a flood can starve the node's checks and gossip",
+        );
       // Record changes from here on, then hand the thread the whole tables: nothing falls
       // between the two.
       this.core.watchLookups(() => this.feedLookupsSoon(), { views: api !== undefined });

@@ -89,20 +89,28 @@ const agentTable = new Map<string, Map<string, AgentVerdict>>();
 /** pool → its healthy targets, as the node computed them (fail_open included). */
 const dnsTable = new Map<string, { targets: readonly DnsTarget[] }>();
 
-function applyAgent(entries: readonly AgentTableEntry[]): void {
-  for (const [pool, target, verdict] of entries) {
-    let targets = agentTable.get(pool);
-    if (verdict === undefined) {
+/** Applies rows of a pool → target → value table; an undefined value removes the row. */
+function applyRows<V>(
+  table: Map<string, Map<string, V>>,
+  entries: readonly (readonly [pool: string, target: string, value: V | undefined])[],
+): void {
+  for (const [pool, target, value] of entries) {
+    let targets = table.get(pool);
+    if (value === undefined) {
       targets?.delete(target);
-      if (targets?.size === 0) agentTable.delete(pool);
+      if (targets?.size === 0) table.delete(pool);
       continue;
     }
     if (targets === undefined) {
       targets = new Map();
-      agentTable.set(pool, targets);
+      table.set(pool, targets);
     }
-    targets.set(target, verdict);
+    targets.set(target, value);
   }
+}
+
+function applyAgent(entries: readonly AgentTableEntry[]): void {
+  applyRows(agentTable, entries);
 }
 
 function applyDns(entries: readonly DnsTableEntry[]): void {
@@ -116,19 +124,7 @@ function applyDns(entries: readonly DnsTableEntry[]): void {
 const httpTable = new Map<string, Map<string, string>>();
 
 function applyHttp(entries: readonly HttpTableEntry[]): void {
-  for (const [pool, target, body] of entries) {
-    let targets = httpTable.get(pool);
-    if (body === undefined) {
-      targets?.delete(target);
-      if (targets?.size === 0) httpTable.delete(pool);
-      continue;
-    }
-    if (targets === undefined) {
-      targets = new Map();
-      httpTable.set(pool, targets);
-    }
-    targets.set(target, body);
-  }
+  applyRows(httpTable, entries);
 }
 
 /** node.api_tokens: a lookup without a read token is the node's (its 401, its count and log). */

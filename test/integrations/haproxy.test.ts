@@ -136,6 +136,31 @@ async function waitForServer(
   }
 }
 
+/** Two local origins answering "ok", and a started node checking them (pool "web") every 100 ms
+ * for real; `nodeKeys` go into its `node:` mapping. */
+async function startNodeWithOrigins(nodeKeys: string): Promise<{ node: VigilNode; origins: TestOrigin[] }> {
+  const origins = [await startTestOrigin(200, "ok"), await startTestOrigin(200, "ok")];
+  const cfg = parseConfigText(
+    `
+node: { ${nodeKeys}, api: "127.0.0.1:0", gossip: "127.0.0.1:0", data_dir: "${tmpDataDir()}" }
+defaults: { interval: 100ms, timeout: 100ms, rise: 1, fall: 2 }
+pools:
+  web:
+    check: { type: http, path: /healthz, expect: { body_contains: ok } }
+    targets: [${origins.map((o) => o.key).join(", ")}]
+`,
+    "<haproxy test>",
+  );
+  const node = new VigilNode(cfg, {
+    clock: systemClock,
+    random: new SeededRandom(1),
+    prober: createProber(),
+    logger: silentLogger,
+  });
+  await node.start();
+  return { node, origins };
+}
+
 interface ServerState {
   srv_name: string;
   srv_op_state: number;
@@ -212,27 +237,8 @@ describe("HAProxy agent-check against a Vigil node", { timeout: 30_000 }, () => 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), "vigil-haproxy-"));
     sock = join(dir, "haproxy.sock");
-    origins = [await startTestOrigin(200, "ok"), await startTestOrigin(200, "ok")];
+    ({ node, origins } = await startNodeWithOrigins(`name: h1, agent: "127.0.0.1:0"`));
     const [o1, o2] = origins as [TestOrigin, TestOrigin];
-
-    const cfg = parseConfigText(
-      `
-node: { name: h1, api: "127.0.0.1:0", gossip: "127.0.0.1:0", agent: "127.0.0.1:0", data_dir: "${tmpDataDir()}" }
-defaults: { interval: 100ms, timeout: 100ms, rise: 1, fall: 2 }
-pools:
-  web:
-    check: { type: http, path: /healthz, expect: { body_contains: ok } }
-    targets: [${o1.key}, ${o2.key}]
-`,
-      "<haproxy test>",
-    );
-    node = new VigilNode(cfg, {
-      clock: systemClock,
-      random: new SeededRandom(1),
-      prober: createProber(),
-      logger: silentLogger,
-    });
-    await node.start();
     // The node's own agent-check server, on its lookup thread: what HAProxy talks to in production.
     agent = { port: node.agentPort!, stats: node.agentStats! };
 
@@ -368,26 +374,8 @@ describe(
     before(async () => {
       dir = mkdtempSync(join(tmpdir(), "vigil-haproxy-httpchk-"));
       sock = join(dir, "haproxy.sock");
-      origins = [await startTestOrigin(200, "ok"), await startTestOrigin(200, "ok")];
+      ({ node, origins } = await startNodeWithOrigins("name: h2, lookup_api: true"));
       const [o1, o2] = origins as [TestOrigin, TestOrigin];
-      const cfg = parseConfigText(
-        `
-node: { name: h2, api: "127.0.0.1:0", gossip: "127.0.0.1:0", lookup_api: true, data_dir: "${tmpDataDir()}" }
-defaults: { interval: 100ms, timeout: 100ms, rise: 1, fall: 2 }
-pools:
-  web:
-    check: { type: http, path: /healthz, expect: { body_contains: ok } }
-    targets: [${o1.key}, ${o2.key}]
-`,
-        "<haproxy httpchk test>",
-      );
-      node = new VigilNode(cfg, {
-        clock: systemClock,
-        random: new SeededRandom(2),
-        prober: createProber(),
-        logger: silentLogger,
-      });
-      await node.start();
       const api = new URL(node.apiUrl);
       // The body starts {"target":"<key>","state":"<effective state>": that state only, not the
       // observers' own "state" fields after it. Dots stand for the quotes.

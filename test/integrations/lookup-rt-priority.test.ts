@@ -148,13 +148,13 @@ describe("lookup process whose priority cannot be set", () => {
 });
 
 describe("node.lookup_rt_priority inside a node", () => {
-  const run = async (chrtPath: string | undefined, cores?: number) => {
+  const run = async (chrtPath: string | undefined, cores?: number, nodeKeys = "") => {
     const lines: Record<string, unknown>[] = [];
     const logger = pino({ level: "info" }, { write: (s: string) => void lines.push(JSON.parse(s)) });
     const { prober } = scriptedProber();
     const cfg = parseConfigText(
       `
-node: { name: a1, api: "127.0.0.1:0", gossip: "127.0.0.1:0", agent: "127.0.0.1:0", lookup_rt_priority: 2, data_dir: "${tmpDataDir()}" }
+node: { name: a1, api: "127.0.0.1:0", gossip: "127.0.0.1:0", agent: "127.0.0.1:0", lookup_rt_priority: 2, data_dir: "${tmpDataDir()}"${nodeKeys} }
 defaults: { interval: 100ms, timeout: 80ms, rise: 1, fall: 1 }
 pools:
   web:
@@ -208,6 +208,18 @@ pools:
     const two = await run(undefined, 2);
     assert.equal(
       two.lines.some((l) => l.msg === floodWarning),
+      false,
+    );
+  });
+
+  it("warns that the API's target lookups run at real-time priority too with node.lookup_api", async () => {
+    const apiWarning =
+      "node.lookup_rt_priority with node.lookup_api: the API's target lookups are answered at real-time priority too, and anyone who can reach the API's port can send them; a flood can starve the node's checks and gossip";
+    const withApi = await run(undefined, 8, ", lookup_api: true");
+    assert.equal(withApi.lines.find((l) => l.msg === apiWarning)?.level, 40);
+    const without = await run(undefined, 8);
+    assert.equal(
+      without.lines.some((l) => l.msg === apiWarning),
       false,
     );
   });
