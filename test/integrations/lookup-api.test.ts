@@ -353,6 +353,33 @@ pools:
     assert.match(m, /^vigil_lookup_api_handovers_total [1-9]\d*$/m);
   });
 
+  it("streams events through the node on a handed-over connection", async () => {
+    const ctl = new AbortController();
+    const res = await fetch(`${node.apiUrl}/v1/events/stream?pool=web&type=target.admin`, {
+      signal: ctl.signal,
+    });
+    try {
+      assert.equal(res.status, 200);
+      assert.match(res.headers.get("content-type") ?? "", /text\/event-stream/);
+      const reader = res.body!.getReader();
+      const dec = new TextDecoder();
+      let text = "";
+      // The stream is open once its first bytes came (the node writes them at once).
+      text += dec.decode((await reader.read()).value);
+      node.setAdmin("web", "10.2.0.1:80", { state: "drain", reason: "stream test" });
+      node.setAdmin("web", "10.2.0.1:80", { state: "none" });
+      for (let i = 0; i < 100 && (text.match(/event: target\.admin/g) ?? []).length < 2; i++) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += dec.decode(value);
+      }
+      assert.equal((text.match(/event: target\.admin/g) ?? []).length, 2, text);
+      assert.match(text, /"to":"drain"/);
+    } finally {
+      ctl.abort();
+    }
+  });
+
   it("holds lookups to the API tokens, and follows a reload of them", async () => {
     const file = join(dir, "vigil.yaml");
     const withTokens = (read: string) =>
