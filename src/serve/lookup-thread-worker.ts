@@ -151,38 +151,26 @@ async function startHttp(
   sendSocket: NonNullable<Channel["sendSocket"]>,
 ): Promise<{ port: number; close(): void }> {
   const { createFastPath } = await import("./api/fast-path.ts");
+  const { whenWritten } = await import("./api/hand-over.ts");
   ApiAuthClass = (await import("./api/auth.ts")).ApiAuth;
   applyTokens(h.tokens);
-  const handOver = (socket: Socket, rest: Buffer | undefined): void => {
-    // Read no further here: what arrives from now on stays in the kernel for the node. The fast
-    // path has taken its listeners off: an error from here on ends this socket, not the process.
-    socket.pause();
-    socket.on("error", () => socket.destroy());
-    const send = (): void => {
-      if (socket.destroyed) return;
-      const parts = rest === undefined ? [] : [rest];
-      // Anything the stream had read ahead goes too, after `rest`.
-      for (let c: Buffer | null = socket.read(); c !== null; c = socket.read()) parts.push(c);
-      httpCells[1]!++;
-      sendSocket({ type: "connection", rest: Buffer.concat(parts) }, socket, (err) => {
-        if (err !== null) socket.destroy();
-      });
-    };
-    // Answers written here leave before the node writes anything to the socket: a client that
-    // does not read them within the head timeout is cut off, not held here for good.
-    if (socket.writableLength === 0) send();
-    else {
-      const timer = setTimeout(() => {
+  const handOver = (socket: Socket, rest: Buffer | undefined): void =>
+    whenWritten(
+      socket,
+      h.headersTimeoutMs,
+      () => {
+        const parts = rest === undefined ? [] : [rest];
+        // Anything the stream had read ahead goes too, after `rest`.
+        for (let c: Buffer | null = socket.read(); c !== null; c = socket.read()) parts.push(c);
+        httpCells[1]!++;
+        sendSocket({ type: "connection", rest: Buffer.concat(parts) }, socket, (err) => {
+          if (err !== null) socket.destroy();
+        });
+      },
+      () => {
         httpCells[2]!++;
-        socket.destroy();
-      }, h.headersTimeoutMs);
-      socket.once("drain", () => {
-        clearTimeout(timer);
-        send();
-      });
-      socket.once("close", () => clearTimeout(timer));
-    }
-  };
+      },
+    );
   const fast = createFastPath({
     answer: (pool, target, credentials) => {
       if (auth !== undefined && !auth.allowsRead(credentials.authorization, credentials.cookie))

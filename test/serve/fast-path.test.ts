@@ -275,7 +275,7 @@ describe("API fast path: the same answers as node:http and the router", () => {
     }
   });
 
-  it("hands a connection to node:http at the first other request, keeping pipelined answers in order", async () => {
+  it("hands a connection to node:http at the first read holding another request, answers in order", async () => {
     const c = await Client.open(fast.address.port);
     try {
       const [first] = await c.send(get("/v1/pools/web/targets/10.0.0.1:80"));
@@ -402,6 +402,16 @@ describe("API fast path: the same answers as node:http and the router", () => {
       const t = await same([c]);
       assert.match(t.text, /^HTTP\/1\.1 400 /, JSON.stringify(c));
     }
+    // A bad request right after a lookup in the same read: node:http alone answers the lookup and
+    // closes without a 400 (an answer is under way on the connection), so the fast path leaves
+    // the whole read to it. (Found by the property below with other seeds.)
+    for (const bad of [
+      "GET /v1/pools/é/targets/ HTTP/1.1\r\n\r\n",
+      "GET /v1/pools//targets/ HTTP/1.1\r\n\r\n",
+    ]) {
+      const t = await same([get("/v1/pools/web/targets/10.0.0.1:80") + bad]);
+      assert.match(t.text, /^HTTP\/1\.1 200 /);
+    }
   });
 
   it("answers a request split across writes, or behind a head past its bound, through node:http", async () => {
@@ -495,7 +505,7 @@ describe("API fast path: the same answers as node:http and the router", () => {
       fc.asyncProperty(fc.array(request, { minLength: 1, maxLength: 3 }), async (reqs) => {
         await same([reqs.join("")]);
       }),
-      { numRuns: 60, seed: 5 },
+      { numRuns: 300, seed: 5 },
     );
   });
 });

@@ -5,17 +5,18 @@
 // test machine; at the tens of thousands of lookups a second a node should serve, that
 // difference is most of the budget.
 //
-// Every connection starts here. A request is answered here only when it is a complete, plain
-// `GET` of that route: HTTP/1.1, a path of plain characters (nothing URL parsing or percent-
-// decoding could change), HTTP/1.1 with one Host header or HTTP/1.0 with at most one, no body,
-// no Expect or Upgrade, no Connection header but `keep-alive` or `close`, all within the chunk
-// that carried it. A request that ends its connection (`Connection: close`, or HTTP/1.0 without
-// `keep-alive`: what health checkers such as HAProxy's httpchk send) must be the last thing in
-// its chunk: answered, then the connection ends, as node:http does. Anything else, from that request on,
-// goes to node:http with the connection, for good: it gets every other route, every error (400
-// for a bad request, 413 for a large body), HEAD, pipelined requests after it, timeouts and
-// `Connection: close`, exactly as if it had had the connection from the start. Answers written
-// here are written before node:http sees the connection, so pipelined answers stay in order.
+// Every connection starts here. A read (one chunk) is answered here when every request in it is
+// a complete, plain `GET` of that route: a path of plain characters (nothing URL parsing or
+// percent-decoding could change), HTTP/1.1 with one Host header or HTTP/1.0 with at most one, no
+// body, no Expect or Upgrade, no Connection header but `keep-alive` or `close`. A request that
+// ends its connection (`Connection: close`, or HTTP/1.0 without `keep-alive`: what health
+// checkers such as HAProxy's httpchk send) must be the last in its read: answered, then the
+// connection ends, as node:http does. A read holding anything else goes to node:http whole, with
+// the connection, for good: it gets every other route, every error (400 for a bad request, 413
+// for a large body), HEAD, split requests, timeouts, exactly as if it had had the connection from
+// the start. Whole, because node:http carries state from one request of a read to the next that
+// it would not have for a read taken over midway. Answers written here are written before
+// node:http sees the connection, so pipelined answers stay in order.
 //
 // The answer itself comes from the function the router uses too (server.ts, targetAnswer), so
 // both paths send the same status and body; tests compare them byte for byte.
@@ -235,39 +236,24 @@ export function createFastPath(opts: FastPathOptions): {
       const now = Date.now();
       conn.lastActiveMs = now;
       const text = chunk.toString("latin1");
+      // A read is answered here whole or not at all: node:http keeps state across the requests
+      // of one read (a pipelined request that fails to parse right after an answered one gets
+      // no 400, for one), which it would not have for the rest of a read taken over midway.
+      const answers: FastAnswer[] = [];
       let at = 0;
-      let out = "";
       let last = false;
       while (at < text.length) {
         const r = parseFastRequest(text, at);
         if (r.kind === "slow") break;
         // What node:http makes of requests after a `close` one is its business.
         if (r.close && r.next !== text.length) break;
-        let a: FastAnswer;
         try {
-          a = opts.answer(r.pool, r.target, r);
+          answers.push(opts.answer(r.pool, r.target, r));
         } catch {
           break; // the router asks again and answers the error its way
         }
-        out +=
-          `HTTP/1.1 ${a.status} ${STATUS_CODES[a.status] ?? "unknown"}\r\ncontent-type: application/json; charset=utf-8` +
-          `\r\ncontent-length: ${Buffer.byteLength(a.body)}${tailFor(now, r.close)}${a.body}`;
-        opts.onRequest?.(a.route, a.status);
-        conn.answered++;
         at = r.next;
         last = r.close;
-      }
-      if (last) {
-        // Answered, and the connection ends there (its FIN after the answer), as node:http's.
-        open.remove(conn);
-        socket.end(out);
-        return;
-      }
-      // Pipelined answers leave in one write, in order, before node:http gets the rest. A client
-      // that sends faster than it reads is read no further until its answers have drained.
-      if (out !== "" && !socket.write(out)) {
-        socket.pause();
-        socket.once("drain", resume);
       }
       if (at < text.length) {
         // Only this path's own listeners go: net.Socket keeps internal ones ("end", for one).
@@ -277,7 +263,31 @@ export function createFastPath(opts: FastPathOptions): {
         socket.off("error", onError);
         socket.off("close", onClose);
         socket.off("drain", resume);
-        opts.handOver(socket, at === 0 ? chunk : chunk.subarray(at));
+        opts.handOver(socket, chunk);
+        return;
+      }
+      let out = "";
+      for (let i = 0; i < answers.length; i++) {
+        const a = answers[i]!;
+        // Only the last can end the connection: a `close` one anywhere else went to node:http.
+        const close = last && i === answers.length - 1;
+        out +=
+          `HTTP/1.1 ${a.status} ${STATUS_CODES[a.status] ?? "unknown"}\r\ncontent-type: application/json; charset=utf-8` +
+          `\r\ncontent-length: ${Buffer.byteLength(a.body)}${tailFor(now, close)}${a.body}`;
+        opts.onRequest?.(a.route, a.status);
+        conn.answered++;
+      }
+      if (last) {
+        // Answered, and the connection ends there (its FIN after the answer), as node:http's.
+        open.remove(conn);
+        socket.end(out);
+        return;
+      }
+      // Pipelined answers leave in one write, in order. A client that sends faster than it
+      // reads is read no further until its answers have drained.
+      if (out !== "" && !socket.write(out)) {
+        socket.pause();
+        socket.once("drain", resume);
       }
     };
     const resume = (): void => {
