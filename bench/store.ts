@@ -1,7 +1,9 @@
 // Store throughput and size: events/s and rollup rows/s sustained through the batch writer on
 // SQLite (and on PostgreSQL when VIGIL_TEST_PG is set), the disk a target costs per day of
-// minute rollups and of hour rollups, and what retention adds up to. Writes
-// bench/results/store.json.
+// minute rollups and of hour rollups, and what retention adds up to. SQLite runs twice: inline
+// (`sqlite`: statements on this thread's event loop) and on its own thread (`sqliteThread`: what
+// a node runs, src/store/sqlite-thread.ts), each with the event-loop delay and this thread's CPU
+// while writing. Writes bench/results/store.json.
 //
 //   npx node bench/store.ts [--events=200000 --rollups=200000 --targets=1000 --minutes=1440]
 //
@@ -15,7 +17,13 @@ import { DatabaseSync } from "node:sqlite";
 import { Pool } from "pg";
 import { openPostgresStore } from "../src/store/postgres.ts";
 import { LatencySketch } from "../src/store/sketch.ts";
-import { openSqliteStore, SQLITE_FILE } from "../src/store/sqlite.ts";
+import {
+  openSqliteStore,
+  SQLITE_FILE,
+  type SqliteStore,
+  type SqliteStoreOptions,
+} from "../src/store/sqlite.ts";
+import { openSqliteThreadStore, type SqliteThreadStore } from "../src/store/sqlite-thread.ts";
 import { defaultRetention, type RollupRow, type Store, type StoredEvent } from "../src/store/types.ts";
 import { arg, percentile, progress, round, writeResults } from "./lib.ts";
 
@@ -97,33 +105,69 @@ async function pipelined(
   };
 }
 
-async function throughput(store: Store) {
-  progress(`${store.kind}: ${EVENTS} events`);
-  const events = await pipelined(Math.ceil(EVENTS / ROWS_PER_CALL), ROWS_PER_CALL, (c) =>
-    store.appendEvents(Array.from({ length: ROWS_PER_CALL }, (_, i) => event(c * ROWS_PER_CALL + i))),
-  );
-  progress(`${store.kind}: ${ROLLUPS} rollup rows`);
-  // Distinct (target, minute) keys: the steady state, where each minute is written once.
-  const rollups = await pipelined(Math.ceil(ROLLUPS / ROWS_PER_CALL), ROWS_PER_CALL, (c) =>
-    store.writeRollups(
-      Array.from({ length: ROWS_PER_CALL }, (_, i) => {
-        const k = c * ROWS_PER_CALL + i;
-        return rollupRow(100_000 + (k % 5_000), Math.floor(k / 5_000));
-      }),
-    ),
-  );
-  return { events, rollups };
+/** CPU ms this thread (the event loop's) has used so far: user + system. */
+function mainThreadCpuMs(): number {
+  const u = process.threadCpuUsage();
+  return (u.user + u.system) / 1000;
 }
 
-/** How long the event loop (the check path's thread) was blocked while `work` ran. */
+async function throughput(store: Store, label: string = store.kind) {
+  progress(`${label}: ${EVENTS} events`);
+  const events = await loopDelay(() =>
+    pipelined(Math.ceil(EVENTS / ROWS_PER_CALL), ROWS_PER_CALL, (c) =>
+      store.appendEvents(Array.from({ length: ROWS_PER_CALL }, (_, i) => event(c * ROWS_PER_CALL + i))),
+    ),
+  );
+  progress(`${label}: ${ROLLUPS} rollup rows`);
+  // Distinct (target, minute) keys: the steady state, where each minute is written once.
+  const rollups = await loopDelay(() =>
+    pipelined(Math.ceil(ROLLUPS / ROWS_PER_CALL), ROWS_PER_CALL, (c) =>
+      store.writeRollups(
+        Array.from({ length: ROWS_PER_CALL }, (_, i) => {
+          const k = c * ROWS_PER_CALL + i;
+          return rollupRow(100_000 + (k % 5_000), Math.floor(k / 5_000));
+        }),
+      ),
+    ),
+  );
+  const withLoop = (m: typeof events, rows: number) => ({
+    ...m.result,
+    loopDelayMsP99: m.loopDelayMsP99,
+    loopDelayMsMax: m.loopDelayMsMax,
+    mainThreadCpuUsPerRow: round((m.mainThreadCpuMs * 1000) / rows),
+  });
+  return { events: withLoop(events, EVENTS), rollups: withLoop(rollups, ROLLUPS) };
+}
+
+/**
+ * How long the event loop (the check path's thread) was blocked while `work` ran, and how much
+ * CPU this thread spent meanwhile (building the rows included, the same for every store).
+ */
 async function loopDelay<T>(
   work: () => Promise<T>,
-): Promise<{ result: T; loopDelayMsP99: number; loopDelayMsMax: number }> {
+): Promise<{ result: T; loopDelayMsP99: number; loopDelayMsMax: number; mainThreadCpuMs: number }> {
   const h = monitorEventLoopDelay({ resolution: 5 });
+  const cpu = mainThreadCpuMs();
   h.enable();
   const result = await work();
   h.disable();
-  return { result, loopDelayMsP99: round(h.percentile(99) / 1e6), loopDelayMsMax: round(h.max / 1e6) };
+  return {
+    result,
+    loopDelayMsP99: round(h.percentile(99) / 1e6),
+    loopDelayMsMax: round(h.max / 1e6),
+    mainThreadCpuMs: Math.round(mainThreadCpuMs() - cpu),
+  };
+}
+
+/** This thread's CPU to build the day's rows alone, without a store: what every store's figure includes. */
+function rowBuildCpuMs(): number {
+  const cpu = mainThreadCpuMs();
+  let sink = 0;
+  for (let m = 0; m < MINUTES; m++) {
+    for (let t = 0; t < TARGETS; t++) sink += rollupRow(t, m).sketch.length;
+  }
+  if (sink === 0) throw new Error("no rows built");
+  return Math.round(mainThreadCpuMs() - cpu);
 }
 
 /** Writes MINUTES minutes of rollups for TARGETS targets, a minute (TARGETS rows) per call. */
@@ -163,25 +207,27 @@ function projection(minuteBytesPerTargetDay: number, hourBytesPerTargetDay: numb
   };
 }
 
-async function benchSqlite() {
+type SqliteOpener = (opts: SqliteStoreOptions) => Promise<SqliteStore | SqliteThreadStore>;
+
+async function benchSqlite(open: SqliteOpener, label: string, buildCpuMs: number) {
   const root = mkdtempSync(join(tmpdir(), "vigil-bench-store-"));
   try {
-    const s1 = await openSqliteStore({ dataDir: join(root, "throughput"), node: "bench-node-1" });
-    const tp = await throughput(s1);
+    const s1 = await open({ dataDir: join(root, "throughput"), node: "bench-node-1" });
+    const tp = await throughput(s1, label);
     await s1.close();
 
     const dayDir = join(root, "day");
-    const empty = await openSqliteStore({ dataDir: dayDir, node: "bench-node-1" });
+    const empty = await open({ dataDir: dayDir, node: "bench-node-1" });
     await empty.close();
     const emptyBytes = vacuumedBytes(dayDir);
-    progress(`sqlite: a day of minute rollups, ${TARGETS} targets × ${MINUTES} minutes`);
-    const s2 = await openSqliteStore({ dataDir: dayDir, node: "bench-node-1" });
+    progress(`${label}: a day of minute rollups, ${TARGETS} targets × ${MINUTES} minutes`);
+    const s2 = await open({ dataDir: dayDir, node: "bench-node-1" });
     const write = await loopDelay(() => writeDay(s2));
-    s2.checkpoint();
+    await s2.checkpoint();
     await s2.close();
     const minuteBytes = vacuumedBytes(dayDir) - emptyBytes;
-    progress("sqlite: compacting to hours");
-    const s3 = await openSqliteStore({ dataDir: dayDir, node: "bench-node-1" });
+    progress(`${label}: compacting to hours`);
+    const s3 = await open({ dataDir: dayDir, node: "bench-node-1" });
     const now = T0 + MINUTES * 60_000 + 2 * 3_600_000;
     const untilDone = async (retention: { minuteRollupsMs?: number }) => {
       const start = performance.now();
@@ -196,7 +242,7 @@ async function benchSqlite() {
     };
     // Default retention keeps the day's minutes: this is the rollup alone.
     const compaction = await loopDelay(() => untilDone({}));
-    progress("sqlite: deleting the minutes, to measure the hour rows alone");
+    progress(`${label}: deleting the minutes, to measure the hour rows alone`);
     const deletion = await loopDelay(() => untilDone({ minuteRollupsMs: 0 }));
     await s3.close();
     const hourBytes = vacuumedBytes(dayDir) - emptyBytes;
@@ -215,15 +261,22 @@ async function benchSqlite() {
         rowsPerSecond: Math.round((TARGETS * MINUTES) / daySeconds),
         writeLoopDelayMsP99: write.loopDelayMsP99,
         writeLoopDelayMsMax: write.loopDelayMsMax,
+        writeMainThreadCpuMs: write.mainThreadCpuMs,
+        writeMainThreadCpuMsBuildingRows: buildCpuMs,
+        writeMainThreadCpuUsPerRowStore: round(
+          ((write.mainThreadCpuMs - buildCpuMs) * 1000) / (TARGETS * MINUTES),
+        ),
         minuteBytesPerTargetDay,
         minuteBytesPerRow: round(minuteBytes / (TARGETS * MINUTES), 1),
         compactSeconds: round(compaction.result.seconds),
         compactRowsPerSecond: Math.round((TARGETS * MINUTES) / compaction.result.seconds),
         compactLoopDelayMsMax: compaction.loopDelayMsMax,
+        compactMainThreadCpuMs: compaction.mainThreadCpuMs,
         hoursCompacted: hours,
         deleteSeconds: round(deletion.result.seconds),
         minuteRowsDeleted: deletion.result.deleted,
         deleteLoopDelayMsMax: deletion.loopDelayMsMax,
+        deleteMainThreadCpuMs: deletion.mainThreadCpuMs,
         hourBytesPerTargetDay,
       },
       steadyState: projection(minuteBytesPerTargetDay, hourBytesPerTargetDay),
@@ -273,8 +326,12 @@ async function benchPostgres(url: string) {
   }
 }
 
-const sqlite = await benchSqlite();
+progress(`building a day of rows without a store (${TARGETS} × ${MINUTES}), for this thread's CPU baseline`);
+const buildCpuMs = rowBuildCpuMs();
+const sqlite = await benchSqlite(openSqliteStore, "sqlite inline", buildCpuMs);
 console.log(JSON.stringify({ sqlite }, null, 2));
+const sqliteThread = await benchSqlite(openSqliteThreadStore, "sqlite thread", buildCpuMs);
+console.log(JSON.stringify({ sqliteThread }, null, 2));
 const pgUrl = process.env.VIGIL_TEST_PG;
 const postgres = pgUrl ? await benchPostgres(pgUrl) : null;
 if (postgres !== null) console.log(JSON.stringify({ postgres }, null, 2));
@@ -285,8 +342,11 @@ const path = writeResults("store", {
     "sqlite: WAL, synchronous=NORMAL, file in the OS temp dir; sizes after VACUUM, minute rows with 6 samples a minute (10 s interval)",
     "postgres: when VIGIL_TEST_PG is set; test/store/start-postgres.sh runs it with fsync=off, so its throughput is an upper bound",
     "checker throughput with history on vs off: bench/history.ts, bench/results/history.json",
+    "sqlite: the store inline, on this thread's event loop (openSqliteStore, or openStore with thread: false); sqliteThread: on its own worker thread (openSqliteThreadStore, what openStore and a node use)",
+    "loopDelayMs*: monitorEventLoopDelay (5 ms resolution) of this thread while writing; mainThreadCpu*: process.threadCpuUsage() of this thread, which also builds the rows (writeMainThreadCpuMsBuildingRows, measured alone; *UsPerRowStore is what is left, per row)",
   ],
   sqlite,
+  sqliteThread,
   postgres,
 });
 progress(`wrote ${path}`);

@@ -3,6 +3,7 @@
 import type { BatchOptions } from "./batch-writer.ts";
 import { openPostgresStore } from "./postgres.ts";
 import { openSqliteStore } from "./sqlite.ts";
+import { openSqliteThreadStore } from "./sqlite-thread.ts";
 import type { Store } from "./types.ts";
 
 export type { BatchOptions } from "./batch-writer.ts";
@@ -17,6 +18,7 @@ export {
   type SketchDecodeResult,
 } from "./sketch.ts";
 export { openSqliteStore, SQLITE_FILE, type SqliteStore, type SqliteStoreOptions } from "./sqlite.ts";
+export { openSqliteThreadStore, SqliteThreadStore } from "./sqlite-thread.ts";
 export {
   type CompactReport,
   type Cursor,
@@ -48,9 +50,18 @@ export interface OpenStoreOptions {
   /** When set, history goes to this shared PostgreSQL database instead of data_dir. */
   postgresUrl?: string;
   batch?: Partial<BatchOptions>;
+  /**
+   * SQLite on a worker thread of its own (default true), so its commits never hold the caller's
+   * event loop; false runs it inline, on the caller's thread (benchmarks, tests). PostgreSQL's
+   * driver is asynchronous already and ignores this.
+   */
+  thread?: boolean;
 }
 
-/** The store a node runs with: PostgreSQL when a URL is configured, else SQLite in data_dir. */
+/**
+ * The store a node runs with: PostgreSQL when a URL is configured, else SQLite in data_dir, on its
+ * own thread unless `thread: false`.
+ */
 export function openStore(opts: OpenStoreOptions): Promise<Store> {
   if (opts.postgresUrl !== undefined && opts.postgresUrl !== "") {
     return openPostgresStore({
@@ -59,9 +70,10 @@ export function openStore(opts: OpenStoreOptions): Promise<Store> {
       ...(opts.batch === undefined ? {} : { batch: opts.batch }),
     });
   }
-  return openSqliteStore({
+  const sqlite = {
     dataDir: opts.dataDir,
     node: opts.node,
     ...(opts.batch === undefined ? {} : { batch: opts.batch }),
-  });
+  };
+  return opts.thread === false ? openSqliteStore(sqlite) : openSqliteThreadStore(sqlite);
 }

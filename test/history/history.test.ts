@@ -87,8 +87,9 @@ describe("History: minute rollups of this node's checks", () => {
     // The next slice, once the first is committed: one slice more, not the rest.
     await eventually(() => openCount() < n - slice, "a second slice written");
     assert.equal(openCount(), n - 2 * slice);
-    // The first slice, and the late target's minute that its check rolled over.
-    assert.equal(h.stats.rollupRowsWritten, slice + 1);
+    // The first slice at least is committed (the late target's rolled-over minute went to the
+    // store after it and may share its commit or the next one: the store runs on its own thread).
+    assert.ok(h.stats.rollupRowsWritten >= slice, `${h.stats.rollupRowsWritten} rows written`);
     // flush() takes what is left at once.
     await h.flush();
     assert.equal(openCount(), 1);

@@ -2,21 +2,23 @@
 // can from several concurrent writers, and prints one line per acknowledged batch. The test
 // SIGKILLs it mid-write and checks that every acknowledged batch survived.
 //
-//   node test/store/crash-writer.ts <data_dir>
+//   node test/store/crash-writer.ts <data_dir> [inline|thread]
 
 import { LatencySketch } from "../../src/store/sketch.ts";
 import { openSqliteStore } from "../../src/store/sqlite.ts";
+import { openSqliteThreadStore } from "../../src/store/sqlite-thread.ts";
 
 export const EVENTS_PER_BATCH = 25;
 const WRITERS = 4;
 
 const dataDir = process.argv[2];
 if (dataDir === undefined) {
-  process.stderr.write("usage: crash-writer.ts <data_dir>\n");
+  process.stderr.write("usage: crash-writer.ts <data_dir> [inline|thread]\n");
   process.exit(2);
 }
 
-const store = await openSqliteStore({ dataDir, node: "crash", batch: { flushIntervalMs: 1 } });
+const open = process.argv[3] === "thread" ? openSqliteThreadStore : openSqliteStore;
+const store = await open({ dataDir, node: "crash", batch: { flushIntervalMs: 1 } });
 const sketch = LatencySketch.of([1, 2, 3]).encode();
 let next = 0;
 

@@ -13,6 +13,7 @@ import {
   SQLITE_SCHEMA_VERSION,
   sqliteEventsSelect,
 } from "../../src/store/sqlite.ts";
+import { openSqliteThreadStore } from "../../src/store/sqlite-thread.ts";
 import type { EventQuery } from "../../src/store/types.ts";
 import { normalizeEventQuery } from "../../src/store/validate.ts";
 import { isCode, runStoreContract, type StoreHarness } from "./contract.ts";
@@ -22,17 +23,22 @@ after(() => rmSync(root, { recursive: true, force: true }));
 let dirs = 0;
 const newDir = (): string => join(root, `d${dirs++}`);
 
-runStoreContract("sqlite", async (): Promise<StoreHarness> => {
-  let dir = newDir();
-  return {
-    fresh: async () => {
-      dir = newDir();
-    },
-    open: (node, opts) =>
-      openSqliteStore({ dataDir: dir, node, ...(opts?.batch ? { batch: opts.batch } : {}) }),
-    cleanup: async () => {},
-  };
-});
+// The same contract inline (on the caller's thread) and on the store's own thread (the default).
+for (const [name, openStore] of [
+  ["sqlite", openSqliteStore],
+  ["sqlite on its own thread", openSqliteThreadStore],
+] as const) {
+  runStoreContract(name, async (): Promise<StoreHarness> => {
+    let dir = newDir();
+    return {
+      fresh: async () => {
+        dir = newDir();
+      },
+      open: (node, opts) => openStore({ dataDir: dir, node, ...(opts?.batch ? { batch: opts.batch } : {}) }),
+      cleanup: async () => {},
+    };
+  });
+}
 
 function storeError(pattern: RegExp) {
   return (e: unknown): boolean => {
@@ -325,73 +331,75 @@ describe("SQLite store: WAL checkpoints", () => {
 });
 
 describe("SQLite store: crash safety", () => {
-  it(
-    "keeps every acknowledged batch when the writer is SIGKILLed mid-write",
-    { timeout: 30_000 },
-    async () => {
-      const dir = newDir();
-      const script = fileURLToPath(new URL("./crash-writer.ts", import.meta.url));
-      const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", script, dir], {
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      let out = "";
-      let err = "";
-      child.stderr.on("data", (d) => {
-        err += d;
-      });
-      const exited = new Promise<NodeJS.Signals | null>((resolve) =>
-        child.on("exit", (_code, signal) => resolve(signal)),
-      );
-      const ACKS_BEFORE_KILL = 60;
-      await new Promise<void>((resolve, reject) => {
-        child.stdout.on("data", (d) => {
-          out += d;
-          if ((out.match(/^ack /gm) ?? []).length >= ACKS_BEFORE_KILL) {
-            child.kill("SIGKILL");
-            resolve();
-          }
+  for (const mode of ["inline", "thread"] as const) {
+    it(
+      `keeps every acknowledged batch when the writer is SIGKILLed mid-write (${mode})`,
+      { timeout: 30_000 },
+      async () => {
+        const dir = newDir();
+        const script = fileURLToPath(new URL("./crash-writer.ts", import.meta.url));
+        const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", script, dir, mode], {
+          stdio: ["ignore", "pipe", "pipe"],
         });
-        child.on("exit", () => reject(new Error(`writer exited early\n${out}\n${err}`)));
-      });
-      assert.equal(await exited, "SIGKILL");
-
-      // Only whole lines count: a line cut by the kill was not a complete acknowledgement.
-      const acked = [...out.matchAll(/^ack (\d+) (\S+)\n/gm)].map((m) => Number(m[1]));
-      assert.ok(acked.length >= ACKS_BEFORE_KILL);
-
-      const s = await openSqliteStore({ dataDir: dir, node: "check" });
-      try {
-        assert.deepEqual(s.integrityCheck(), ["ok"]);
-        const ids = new Set<string>();
-        let cursor: string | undefined;
-        for (;;) {
-          const page = await s.queryEvents({
-            limit: 1000,
-            ...(cursor === undefined ? {} : { afterCursor: cursor }),
+        let out = "";
+        let err = "";
+        child.stderr.on("data", (d) => {
+          err += d;
+        });
+        const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+          child.on("exit", (_code, signal) => resolve(signal)),
+        );
+        const ACKS_BEFORE_KILL = 60;
+        await new Promise<void>((resolve, reject) => {
+          child.stdout.on("data", (d) => {
+            out += d;
+            if ((out.match(/^ack /gm) ?? []).length >= ACKS_BEFORE_KILL) {
+              child.kill("SIGKILL");
+              resolve();
+            }
           });
-          for (const e of page.events) ids.add(e.id);
-          if (page.events.length < 1000) break;
-          cursor = page.nextCursor;
+          child.on("exit", () => reject(new Error(`writer exited early\n${out}\n${err}`)));
+        });
+        assert.equal(await exited, "SIGKILL");
+
+        // Only whole lines count: a line cut by the kill was not a complete acknowledgement.
+        const acked = [...out.matchAll(/^ack (\d+) (\S+)\n/gm)].map((m) => Number(m[1]));
+        assert.ok(acked.length >= ACKS_BEFORE_KILL);
+
+        const s = await openSqliteStore({ dataDir: dir, node: "check" });
+        try {
+          assert.deepEqual(s.integrityCheck(), ["ok"]);
+          const ids = new Set<string>();
+          let cursor: string | undefined;
+          for (;;) {
+            const page = await s.queryEvents({
+              limit: 1000,
+              ...(cursor === undefined ? {} : { afterCursor: cursor }),
+            });
+            for (const e of page.events) ids.add(e.id);
+            if (page.events.length < 1000) break;
+            cursor = page.nextCursor;
+          }
+          for (const b of acked) {
+            for (let i = 0; i < 25; i++)
+              assert.ok(ids.has(`b${b}-e${i}`), `acknowledged event b${b}-e${i} lost`);
+            const rows = await s.queryRollups({
+              pool: "p",
+              target: `t${b % 7}`,
+              fromMs: b * 60_000,
+              toMs: b * 60_000 + 1,
+            });
+            assert.equal(rows.length, 1, `acknowledged rollup of batch ${b} lost`);
+            assert.equal(rows[0]!.count, 3);
+          }
+          // Still a working store after the crash.
+          await s.appendEvents([{ id: "after-crash", ts: 1, type: "x" }]);
+        } finally {
+          await s.close();
         }
-        for (const b of acked) {
-          for (let i = 0; i < 25; i++)
-            assert.ok(ids.has(`b${b}-e${i}`), `acknowledged event b${b}-e${i} lost`);
-          const rows = await s.queryRollups({
-            pool: "p",
-            target: `t${b % 7}`,
-            fromMs: b * 60_000,
-            toMs: b * 60_000 + 1,
-          });
-          assert.equal(rows.length, 1, `acknowledged rollup of batch ${b} lost`);
-          assert.equal(rows[0]!.count, 3);
-        }
-        // Still a working store after the crash.
-        await s.appendEvents([{ id: "after-crash", ts: 1, type: "x" }]);
-      } finally {
-        await s.close();
-      }
-    },
-  );
+      },
+    );
+  }
 });
 
 describe("SQLite store: failed writes", () => {
