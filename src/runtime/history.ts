@@ -58,8 +58,10 @@ export const historyLimits = {
   /** Rollup rows per writeRollups call. */
   rollupsPerWrite: 2_000,
   /** Finished minutes the periodic flush turns into rows and commits at a time, the next slice
-   * once that commit is done: each is a small SQLite transaction on the event loop
-   * (bench/history-flush.ts: 10,000 minutes at once held the loop 75-210 ms). */
+   * once that commit is done. Building the rows (their latency sketches encoded) and handing
+   * them to the store is the event loop's work even with SQLite on its own thread
+   * (bench/history-flush.ts, 2026-12-08: 10,000 minutes at once held the loop 115-195 ms, in
+   * slices 10-25 ms). */
   minutesPerSlice: 500,
   /** Targets with a minute open in memory; past it, results of further targets are not rolled up (counted). */
   maxOpenMinutes: 1_000_000,

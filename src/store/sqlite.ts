@@ -9,9 +9,11 @@
 // operator's pool write is rare and expected to stick. `synchronous: "full"` makes
 // every batch that durable, at the cost of an fsync per batch.
 //
-// node:sqlite is synchronous: a commit runs on the event loop thread. The batch writer keeps that
-// off the check path (appends return at once; commits run from a timer, a batch per
-// transaction), and compaction works a chunk of series per transaction, yielding in between.
+// node:sqlite is synchronous: a commit runs on the thread that runs this store. The node runs it
+// on a worker thread of its own (sqlite-thread.ts), so commits never hold the node's event loop;
+// inline (benchmarks, tests) the batch writer keeps them off the check path (appends return at
+// once; commits run from a timer, a batch per transaction), and compaction works a chunk of
+// series per transaction, yielding in between.
 
 import { accessSync, constants, mkdirSync, type Stats, statSync } from "node:fs";
 import { join, resolve } from "node:path";
