@@ -850,6 +850,11 @@ export class VigilNode implements ApiBackend {
           else this.log.error({ err: err.message }, "lookup thread died and could not be started again");
         },
         onDnsInternalError: (message) => this.log.error({ err: message }, "dns: query answered SERVFAIL"),
+        onHung: (pid, silentMs) =>
+          this.log.error(
+            { pid, silentMs },
+            "lookup thread stopped answering the node: stopped, and a new one serves the same addresses",
+          ),
       });
       this.lookups = thread;
       this.agent = thread.agent;
@@ -860,6 +865,12 @@ export class VigilNode implements ApiBackend {
         "vigil_lookup_thread_restarts_total",
         "Lookup threads (agent-check, DNS) started again because one died; each is logged.",
         () => thread.restarts,
+      );
+      liveCounter(
+        [this.metrics.registry],
+        "vigil_lookup_thread_hangs_total",
+        "Lookup threads stopped (and replaced) because they did not answer the node's pings for 5 s: a stuck event loop; each is logged.",
+        () => thread.hangs,
       );
       if (rt !== undefined)
         liveGauge(

@@ -266,6 +266,11 @@ try {
       applyDns(m.dns);
       applyHttp(m.http);
       applyTokens(m.tokens);
+    } else if (m.type === "ping") report({ type: "pong" });
+    else if (m.type === "hangForTest") {
+      for (;;) {
+        // A stuck event loop: the node's pings go unanswered.
+      }
     } else if (m.type === "close") {
       http?.close();
       void Promise.all([agent?.close(), dns?.close()]).then(() =>

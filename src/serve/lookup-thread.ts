@@ -93,6 +93,10 @@ export type LookupThreadCommand =
       http: readonly HttpTableEntry[];
       tokens: readonly ApiTokenSpec[] | undefined;
     }
+  /** Are you there? Any message back says so (liveness: a hung process is replaced). */
+  | { type: "ping" }
+  /** Tests: the process's event loop spins forever, as a bug could make it. */
+  | { type: "hangForTest" }
   | { type: "close" };
 
 /** Sent by the thread. */
@@ -109,7 +113,8 @@ export type LookupThreadReport =
    * it and not answered: the node serves it from here on. */
   | { type: "connection"; rest: Uint8Array }
   | { type: "failed"; message: string; code: string | undefined }
-  | { type: "internal_error"; message: string };
+  | { type: "internal_error"; message: string }
+  | { type: "pong" };
 
 export interface LookupThreadInit {
   agent: AgentListen | undefined;
@@ -151,6 +156,12 @@ export interface LookupThreadOptions {
   httpEntries?: readonly HttpTableEntry[];
   /** Called when the thread died and a new one was started (or could not be). */
   onRestart?: (error: Error | undefined) => void;
+  /** A thread or process that has not answered the node's pings for this long is taken for hung
+   * (its event loop stuck: it would keep its ports and answer nothing), stopped, and replaced as
+   * if it had died. Default 5 s; pinged five times as often. */
+  livenessTimeoutMs?: number;
+  /** Called when one was taken for hung, before it is stopped. */
+  onHung?: (pid: number | undefined, silentMs: number) => void;
   /** A bug caught while answering DNS (the query got SERVFAIL). */
   onDnsInternalError?: (message: string) => void;
   /** node.lookup_rt_priority: each lookup process's main thread runs under SCHED_FIFO at this
@@ -177,8 +188,10 @@ export interface LookupThread {
   updateHttp(entries: readonly HttpTableEntry[]): void;
   /** node.api_tokens changed (a reload). */
   setTokens(tokens: readonly ApiTokenSpec[] | undefined): void;
-  /** Threads started again because one died. */
+  /** Threads started again because one died (hung ones included). */
   readonly restarts: number;
+  /** Threads stopped because they stopped answering the node's pings. */
+  readonly hangs: number;
   /** Threads answering (options.threads). */
   readonly threads: number;
   /** Lookup processes running at options.rtPriority now. */
@@ -186,6 +199,8 @@ export interface LookupThread {
   close(): Promise<void>;
   /** For tests: stops thread `slot` (default 0) as if it had crashed. */
   killForTest(slot?: number): Promise<void>;
+  /** For tests: makes thread `slot` (default 0) spin forever, as a bug could. */
+  hangForTest(slot?: number): void;
   /** For tests: the child processes' pids (none for threads). */
   pidsForTest(): number[];
 }
@@ -352,7 +367,13 @@ function spawn(
   });
   return new Promise((resolve, reject) => {
     const onMessage = (m: LookupThreadReport): void => {
-      if (m.type === "internal_error" || m.type === "counters" || m.type === "connection") return;
+      if (
+        m.type === "internal_error" ||
+        m.type === "counters" ||
+        m.type === "connection" ||
+        m.type === "pong"
+      )
+        return;
       cleanup();
       if (m.type === "ready")
         resolve({ worker, agentPort: m.agentPort, dnsPort: m.dnsPort, httpPort: m.httpPort });
@@ -503,7 +524,39 @@ export async function startLookupThread(opts: LookupThreadOptions): Promise<Look
     for (const w of workers) w?.postMessage(m);
   };
 
+  // Liveness: any message from a thread counts as a sign of life; the node pings every fifth of
+  // the timeout. A node whose own loop was held (its timer late by more than an interval) has
+  // not been listening either: that round judges nobody.
+  const livenessMs = opts.livenessTimeoutMs ?? 5_000;
+  const pingEveryMs = Math.max(10, Math.floor(livenessMs / 5));
+  const heardAt: number[] = new Array(threads).fill(performance.now());
+  let hangs = 0;
+  let checkedAt = performance.now();
+  const liveness = setInterval(() => {
+    const now = performance.now();
+    const stalled = now - checkedAt > 2 * pingEveryMs;
+    checkedAt = now;
+    for (let slot = 0; slot < threads; slot++) {
+      const w = workers[slot];
+      if (w === undefined) continue;
+      const silentMs = now - heardAt[slot]!;
+      if (stalled) heardAt[slot] = now;
+      else if (silentMs > livenessMs) {
+        hangs++;
+        heardAt[slot] = now;
+        opts.onHung?.(w.pid, Math.round(silentMs));
+        void w.terminate(); // its exit starts the replacement (watch)
+        continue;
+      }
+      w.postMessage({ type: "ping" } satisfies LookupThreadCommand);
+    }
+  }, pingEveryMs).unref();
+
   const watch = (slot: number, w: Runner): void => {
+    heardAt[slot] = performance.now();
+    w.on("message", () => {
+      heardAt[slot] = performance.now();
+    });
     w.on("error", () => {}); // the exit that follows restarts it
     w.once("exit", () => {
       if (closing !== undefined || workers[slot] !== w) return;
@@ -536,6 +589,7 @@ export async function startLookupThread(opts: LookupThreadOptions): Promise<Look
   for (let slot = 0; slot < threads; slot++) watch(slot, workers[slot]!);
 
   const close = (): Promise<void> => {
+    clearInterval(liveness);
     closing ??= (async () => {
       const running = workers.filter((w): w is Runner => w !== undefined);
       workers.fill(undefined);
@@ -563,6 +617,9 @@ export async function startLookupThread(opts: LookupThreadOptions): Promise<Look
     threads,
     get restarts() {
       return restarts;
+    },
+    get hangs() {
+      return hangs;
     },
     get realtime() {
       return realtime.size;
@@ -598,6 +655,9 @@ export async function startLookupThread(opts: LookupThreadOptions): Promise<Look
     close,
     async killForTest(slot = 0) {
       await workers[slot]?.terminate();
+    },
+    hangForTest(slot = 0) {
+      workers[slot]?.postMessage({ type: "hangForTest" });
     },
     pidsForTest: () => workers.flatMap((w) => (w?.pid === undefined ? [] : [w.pid])),
   };

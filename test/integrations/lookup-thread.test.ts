@@ -535,6 +535,61 @@ describe("lookup process: tied to the node's life", () => {
   });
 });
 
+for (const isolation of ["thread", "process"] as const)
+  describe(`lookup ${isolation}: liveness`, () => {
+    const verdict = { state: "up", reason: "", health: "up" } as const;
+    const open = (onHung: (pid: number | undefined) => void) =>
+      startLookupThread({
+        isolation,
+        agent: { host: "127.0.0.1", port: 0 },
+        dnsEntries: [],
+        agentEntries: [["web", "10.0.0.1:80", verdict]],
+        // Pinged every 60 ms; silent for 300 ms means hung.
+        livenessTimeoutMs: 300,
+        onHung,
+      });
+
+    it("stops one whose event loop is stuck and starts another with the tables", async () => {
+      const hung: (number | undefined)[] = [];
+      const lookups = await open((pid) => hung.push(pid));
+      try {
+        const port = lookups.agent!.port;
+        assert.equal(await ask(port, "web/10.0.0.1:80\n"), "up ready\n");
+        const pids = lookups.pidsForTest();
+        lookups.hangForTest();
+        await eventually(() => lookups.hangs === 1 && lookups.restarts === 1, "taken for hung and replaced");
+        await eventually(
+          async () => (await ask(port, "web/10.0.0.1:80\n").catch(() => "")) === "up ready\n",
+          "answers again",
+        );
+        assert.equal(hung.length, 1);
+        assert.deepEqual(hung, isolation === "process" ? pids : [undefined]);
+        if (isolation === "process") assert.notDeepEqual(lookups.pidsForTest(), pids);
+      } finally {
+        await lookups.close();
+      }
+    });
+
+    it("does not take one for hung because the node's own loop was held", async () => {
+      const lookups = await open(() => {});
+      try {
+        assert.equal(await ask(lookups.agent!.port, "web/10.0.0.1:80\n"), "up ready\n");
+        // The node's loop held three times the timeout: no pings went out, none came back.
+        const until = performance.now() + 900;
+        while (performance.now() < until) {
+          // held
+        }
+        // A few ping rounds after it (60 ms each): a node that judged its silence would have
+        // stopped the lookup thread by now.
+        await new Promise((r) => setTimeout(r, 250));
+        assert.equal(lookups.hangs, 0);
+        assert.equal(lookups.restarts, 0);
+      } finally {
+        await lookups.close();
+      }
+    });
+  });
+
 describe("lookup worker's modules", () => {
   // The worker runs in every node (a thread, or a process of its own); what it imports it holds
   // for the node's lifetime. The config schema and its validation library are the node's
