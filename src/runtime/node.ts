@@ -114,6 +114,12 @@ function liveCounterBy(
   });
 }
 
+/** A target id (`pool/host:port`, the core's) as its pool and target key. */
+function splitTargetId(id: string): [pool: string, target: string] {
+  const slash = id.indexOf("/");
+  return [id.slice(0, slash), id.slice(slash + 1)];
+}
+
 /** Stream frames are multiplexed by their first byte. */
 const CHANNEL_MEMBERSHIP = 0x4d; // "M"
 const CHANNEL_REPLICATION = 0x52; // "R"
@@ -716,9 +722,11 @@ export class VigilNode implements ApiBackend {
       deletePool: (name) => this.core.deletePool(name, this.now(), this.wall(), "config"),
       poolsChanged: () => this.pump(),
       replaceApiTls: (tls) => this.api?.replaceTls(tls),
-      closeEventStreams: () => this.streams.closeAll(),
       securityChanged: ({ tokens, tokensChanged, allowChanged }) => {
-        if (tokensChanged && this.lookups?.http !== undefined) this.lookups.setTokens(tokens);
+        if (tokensChanged) {
+          this.streams.closeAll();
+          if (this.lookups?.http !== undefined) this.lookups.setTokens(tokens);
+        }
         // targets_allow shows in each target's view (a check refused): every body again.
         if (allowChanged) this.refreshHttpTable();
       },
@@ -886,20 +894,20 @@ export class VigilNode implements ApiBackend {
         () => thread.threads,
       );
       const http = thread.http;
-      if (http !== undefined)
+      if (http !== undefined) {
         liveCounter(
           [this.metrics.registry],
           "vigil_lookup_api_handovers_total",
           "API connections the lookup processes handed to the node (node.lookup_api): every route but target lookups, targets not in their table, credentials they do not pass.",
           () => http.stats.handedOver,
         );
-      if (http !== undefined)
         liveCounter(
           [this.metrics.registry],
           "vigil_lookup_api_cutoffs_total",
           "API connections the lookup processes closed because the client had not read the answers they wrote before a hand-over within the head timeout (10 s).",
           () => http.stats.cutOff,
         );
+      }
     }
     if (this.agent !== undefined) this.registerAgentMetrics(this.agent);
     if (this.dns !== undefined) this.registerDnsMetrics(this.dns);
@@ -952,15 +960,12 @@ export class VigilNode implements ApiBackend {
       if (targets.length > 0) thread.updateHttp(targets.map((id) => this.httpEntry(id)));
       for (const id of views) this.httpFeedTargets.add(id);
       for (const id of targets) this.httpFeedTargets.delete(id); // sent just now
-      if (this.httpFeedTargets.size > 0 && this.httpFeedTimer === undefined && !this.stopping)
-        this.httpFeedTimer = setTimeout(() => this.feedHttp(), HTTP_FEED_EVERY_MS).unref();
+      this.feedHttpSoon();
     }
     if (thread.agent !== undefined && targets.length > 0) {
       const entries: AgentTableEntry[] = [];
       for (const id of targets) {
-        const slash = id.indexOf("/");
-        const pool = id.slice(0, slash);
-        const target = id.slice(slash + 1);
+        const [pool, target] = splitTargetId(id);
         entries.push([pool, target, this.agentVerdict(pool, target)]);
       }
       thread.updateAgent(entries);
@@ -975,6 +980,12 @@ export class VigilNode implements ApiBackend {
   private refreshHttpTable(): void {
     if (this.lookups?.http === undefined) return;
     for (const t of this.core.allTargets()) this.httpFeedTargets.add(t.id);
+    this.feedHttpSoon();
+  }
+
+  /** The views waiting go out at the end of the window (one timer at a time). */
+  private feedHttpSoon(): void {
+    if (this.httpFeedTargets.size === 0 || this.stopping) return;
     this.httpFeedTimer ??= setTimeout(() => this.feedHttp(), HTTP_FEED_EVERY_MS).unref();
   }
 
@@ -991,9 +1002,7 @@ export class VigilNode implements ApiBackend {
   /** A target's row of the HTTP table: its body as `GET /v1/pools/{pool}/targets/{target}` sends
    * it with status 200 (the same bytes: targetAnswer), or undefined for a target that is gone. */
   private httpEntry(id: string): HttpTableEntry {
-    const slash = id.indexOf("/");
-    const pool = id.slice(0, slash);
-    const target = id.slice(slash + 1);
+    const [pool, target] = splitTargetId(id);
     const view = this.getTarget(pool, target);
     return [pool, target, view === undefined ? undefined : JSON.stringify(view)];
   }

@@ -98,11 +98,10 @@ export interface ReloadHost {
   poolsChanged(): void;
   /** Serves another certificate on the API (a node started with TLS only). */
   replaceApiTls(tls: ApiTlsSpec): void;
-  /** Ends the open event streams: each resumes with a request the new tokens judge. */
-  closeEventStreams(): void;
-  /** Security settings now in force that others must hear of (the lookup processes' copy of
-   * the tokens, the target bodies the guard annotates). */
-  securityChanged?(change: {
+  /** Security settings now in force that others must hear of: new tokens end the open event
+   * streams (each resumes with a request the new tokens judge) and reach the lookup processes'
+   * copy; a new allow list changes the target bodies the guard annotates. */
+  securityChanged(change: {
     tokens: readonly ApiTokenSpec[] | undefined;
     tokensChanged: boolean;
     allowChanged: boolean;
@@ -179,9 +178,8 @@ export class ConfigReloader {
       return this.failed(e);
     }
     host.security.commit(staged);
-    if (staged.tokens) host.closeEventStreams();
     if (staged.tokens || staged.allow)
-      host.securityChanged?.({
+      host.securityChanged({
         tokens: plan.security.apiTokens,
         tokensChanged: staged.tokens,
         allowChanged: staged.allow,

@@ -6,17 +6,15 @@
 // and sends every connection it does not keep, with the bytes it read, to the node. Imports
 // nothing of the node but the servers and their codecs, so its heap stays small and its
 // collections short.
-import { createServer as createNetServer, type Server, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import { parentPort, workerData } from "node:worker_threads";
-import type { ApiTokenSpec } from "../config/types.ts";
 import type { AgentVerdict } from "../core/agent-check/codec.ts";
 import { type AgentServer, startAgentServer } from "./agent-server.ts";
-import type { ApiAuth } from "./api/auth.ts";
 import { type DnsServer, type DnsTarget, dnsStatsOver, startDnsServer } from "./dns-server.ts";
+import type { LookupHttpServer } from "./lookup-http.ts";
 import type {
   AgentTableEntry,
   DnsTableEntry,
-  HttpListen,
   HttpTableEntry,
   LookupThreadCommand,
   LookupThreadInit,
@@ -127,93 +125,6 @@ function applyHttp(entries: readonly HttpTableEntry[]): void {
   applyRows(httpTable, entries);
 }
 
-/** node.api_tokens: a lookup without a read token is the node's (its 401, its count and log). */
-let auth: ApiAuth | undefined;
-/** Loaded with the API's port only (it brings prom-client): the heap stays small without. */
-let ApiAuthClass: typeof ApiAuth | undefined;
-function applyTokens(tokens: readonly ApiTokenSpec[] | undefined): void {
-  if (tokens === undefined || tokens.length === 0) auth = undefined;
-  else if (ApiAuthClass === undefined) throw new Error("invariant: tokens without the API's port");
-  else auth = new ApiAuthClass(tokens);
-}
-
-/** Thrown out of the fast path's answer: the connection goes to the node from this request on. */
-const forTheNode = new Error("answered by the node");
-
-/**
- * The API's port: target lookups in the table answered here; anything else (another route, a
- * target not in the table, which the node answers 404, credentials that do not pass) goes to
- * the node with its connection, for good, as the node's own fast path hands a connection to
- * node:http.
- */
-async function startHttp(
-  h: HttpListen,
-  sendSocket: NonNullable<Channel["sendSocket"]>,
-): Promise<{ port: number; close(): void }> {
-  const { createFastPath } = await import("./api/fast-path.ts");
-  const { whenWritten } = await import("./api/hand-over.ts");
-  ApiAuthClass = (await import("./api/auth.ts")).ApiAuth;
-  applyTokens(h.tokens);
-  const handOver = (socket: Socket, rest: Buffer | undefined): void =>
-    whenWritten(
-      socket,
-      h.headersTimeoutMs,
-      () => {
-        const parts = rest === undefined ? [] : [rest];
-        // Anything the stream had read ahead goes too, after `rest`.
-        for (let c: Buffer | null = socket.read(); c !== null; c = socket.read()) parts.push(c);
-        httpCells[1]!++;
-        sendSocket({ type: "connection", rest: Buffer.concat(parts) }, socket, (err) => {
-          if (err !== null) socket.destroy();
-        });
-      },
-      () => {
-        httpCells[2]!++;
-      },
-    );
-  const fast = createFastPath({
-    answer: (pool, target, credentials) => {
-      if (auth !== undefined && !auth.allowsRead(credentials.authorization, credentials.cookie))
-        throw forTheNode;
-      const body = httpTable.get(pool)?.get(target);
-      if (body === undefined) throw forTheNode;
-      return { status: 200, body, route: "target" };
-    },
-    handOver,
-    onRequest: () => {
-      httpCells[0]!++;
-    },
-    keepAliveTimeoutMs: h.keepAliveTimeoutMs,
-    headersTimeoutMs: h.headersTimeoutMs,
-  });
-  // As the node's own listener (api/tls.ts): half-open, so a peer that has sent its request and
-  // shut down its side still gets the answer; no Nagle delay on small answers.
-  const server: Server = createNetServer({ allowHalfOpen: true, noDelay: true }, (socket) =>
-    fast.serve(socket),
-  );
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(
-      { host: h.host, port: h.port, ...(h.reusePort === true ? { reusePort: true } : {}) },
-      () => {
-        server.off("error", reject);
-        // After listening, an accept that fails (EMFILE) is one connection lost, not a crash.
-        server.on("error", () => {});
-        resolve();
-      },
-    );
-  });
-  return {
-    port: (server.address() as { port: number }).port,
-    close: () => {
-      // Not waited for: connections sent to the node count as this server's until the node
-      // closes them (node's child_process bookkeeping), and the process exits next anyway.
-      server.close();
-      fast.close();
-    },
-  };
-}
-
 const report = (m: LookupThreadReport): void => channel.send(m);
 
 applyAgent(init.agentEntries);
@@ -221,7 +132,7 @@ applyDns(init.dnsEntries);
 applyHttp(init.httpEntries);
 let agent: AgentServer | undefined;
 let dns: DnsServer | undefined;
-let http: { port: number; close(): void } | undefined;
+let http: LookupHttpServer | undefined;
 try {
   if (init.agent !== undefined) {
     const a = init.agent;
@@ -251,13 +162,21 @@ try {
   if (init.http !== undefined) {
     if (channel.sendSocket === undefined)
       throw new Error("the API's port needs a lookup process, not a thread");
-    http = await startHttp(init.http, channel.sendSocket);
+    const sendSocket = channel.sendSocket;
+    // Loaded only here: it brings the token check, and with it prom-client.
+    const { startLookupHttp } = await import("./lookup-http.ts");
+    http = await startLookupHttp({
+      listen: init.http,
+      cells: httpCells,
+      body: (pool, target) => httpTable.get(pool)?.get(target),
+      sendToNode: (socket, rest, done) => sendSocket({ type: "connection", rest }, socket, done),
+    });
   }
   channel.onMessage((m: LookupThreadCommand) => {
     if (m.type === "agent") applyAgent(m.entries);
     else if (m.type === "dns") applyDns(m.entries);
     else if (m.type === "http") applyHttp(m.entries);
-    else if (m.type === "tokens") applyTokens(m.tokens);
+    else if (m.type === "tokens") http?.setTokens(m.tokens);
     else if (m.type === "reset") {
       agentTable.clear();
       dnsTable.clear();
@@ -265,7 +184,7 @@ try {
       applyAgent(m.agent);
       applyDns(m.dns);
       applyHttp(m.http);
-      applyTokens(m.tokens);
+      http?.setTokens(m.tokens);
     } else if (m.type === "ping") report({ type: "pong" });
     else if (m.type === "hangForTest") {
       for (;;) {

@@ -30,6 +30,9 @@ import type { AgentVerdict } from "../core/agent-check/codec.ts";
 import { ErrorCode, VigilError } from "../core/errors.ts";
 import { type AgentServer, type AgentServerStats, agentStatCells, agentStatsSum } from "./agent-server.ts";
 import { type DnsServer, type DnsStats, type DnsTarget, dnsStatCells, dnsStatsSum } from "./dns-server.ts";
+import { HttpCell, type HttpListen, httpStatCells, type LookupHttpStats } from "./lookup-http.ts";
+
+export type { HttpListen, LookupHttpStats } from "./lookup-http.ts";
 
 /** One row of the agent table: a target's verdict, or undefined when it is gone. */
 export type AgentTableEntry = readonly [pool: string, target: string, verdict: AgentVerdict | undefined];
@@ -38,29 +41,6 @@ export type DnsTableEntry = readonly [pool: string, targets: readonly DnsTarget[
 /** One row of the HTTP table: a target's JSON body (`GET /v1/pools/{pool}/targets/{target}`,
  * status 200), or undefined when it is gone (the node answers it, with its 404). */
 export type HttpTableEntry = readonly [pool: string, target: string, body: string | undefined];
-
-/** The API's port in the lookup processes (`node.lookup_api`): they answer target lookups from
- * the HTTP table and hand every other connection to the node. */
-export interface HttpListen {
-  host: string;
-  port: number;
-  /** As node:http's (and the node's fast path's) keepAliveTimeout and headersTimeout. */
-  keepAliveTimeoutMs: number;
-  headersTimeoutMs: number;
-  /** node.api_tokens: requests without a read token are the node's to refuse. */
-  tokens?: readonly ApiTokenSpec[];
-  reusePort?: boolean;
-}
-
-/** The HTTP counters of one lookup process: target lookups answered there, connections handed
- * to the node, connections cut off because their client did not take the answers written
- * before the hand-over within the head timeout. */
-export const httpStatCells = 3;
-export interface LookupHttpStats {
-  readonly answered: number;
-  readonly handedOver: number;
-  readonly cutOff: number;
-}
 
 export interface AgentListen {
   host: string;
@@ -192,6 +172,8 @@ export interface LookupThread {
   readonly restarts: number;
   /** Threads stopped because they stopped answering the node's pings. */
   readonly hangs: number;
+  /** Liveness rounds run (each pings every thread, or judges one silent too long). */
+  readonly livenessRounds: number;
   /** Threads answering (options.threads). */
   readonly threads: number;
   /** Lookup processes running at options.rtPriority now. */
@@ -207,6 +189,11 @@ export interface LookupThread {
 
 function sameVerdict(a: AgentVerdict, b: AgentVerdict): boolean {
   return a.state === b.state && a.reason === b.reason && a.health === b.health;
+}
+
+/** A per-target row's key (agent and HTTP tables): `pool/target`. */
+function rowKey(e: readonly [pool: string, target: string, ...rest: unknown[]]): string {
+  return `${e[0]}/${e[1]}`;
 }
 
 function sameBody(a: string, b: string): boolean {
@@ -367,13 +354,8 @@ function spawn(
   });
   return new Promise((resolve, reject) => {
     const onMessage = (m: LookupThreadReport): void => {
-      if (
-        m.type === "internal_error" ||
-        m.type === "counters" ||
-        m.type === "connection" ||
-        m.type === "pong"
-      )
-        return;
+      // Only how the start went settles it; anything else is the running thread's.
+      if (m.type !== "ready" && m.type !== "failed") return;
       cleanup();
       if (m.type === "ready")
         resolve({ worker, agentPort: m.agentPort, dnsPort: m.dnsPort, httpPort: m.httpPort });
@@ -423,21 +405,21 @@ export async function startLookupThread(opts: LookupThreadOptions): Promise<Look
   const httpCells = blocks(httpStatCells);
   const httpStats: LookupHttpStats = {
     get answered() {
-      return httpCells.reduce((n, c) => n + c[0]!, 0);
+      return httpCells.reduce((n, c) => n + c[HttpCell.answered]!, 0);
     },
     get handedOver() {
-      return httpCells.reduce((n, c) => n + c[1]!, 0);
+      return httpCells.reduce((n, c) => n + c[HttpCell.handedOver]!, 0);
     },
     get cutOff() {
-      return httpCells.reduce((n, c) => n + c[2]!, 0);
+      return httpCells.reduce((n, c) => n + c[HttpCell.cutOff]!, 0);
     },
   };
   const agentStats: AgentServerStats = agentStatsSum(agentCells);
   const dnsStats: DnsStats = dnsStatsSum(dnsCells);
   // The node's copies of the tables: for diffs, and for a thread started again after a crash.
-  const agentKey = (e: AgentTableEntry): string => `${e[0]}/${e[1]}`;
+
   const agentTable = new Map<string, AgentTableEntry>();
-  keepChanged(agentTable, opts.agentEntries, agentKey, (e) => e[2], sameVerdict);
+  keepChanged(agentTable, opts.agentEntries, rowKey, (e) => e[2], sameVerdict);
   const dnsTable = new Map<string, DnsTableEntry>();
   keepChanged(
     dnsTable,
@@ -446,9 +428,8 @@ export async function startLookupThread(opts: LookupThreadOptions): Promise<Look
     (e) => e[1],
     sameTargets,
   );
-  const httpKey = (e: HttpTableEntry): string => `${e[0]}/${e[1]}`;
   const httpTable = new Map<string, HttpTableEntry>();
-  keepChanged(httpTable, opts.httpEntries ?? [], httpKey, (e) => e[2], sameBody);
+  keepChanged(httpTable, opts.httpEntries ?? [], rowKey, (e) => e[2], sameBody);
   let tokens = opts.http?.tokens;
   const init = (slot: number, at: Addresses): LookupThreadInit => ({
     agent: at.agent,
@@ -531,8 +512,10 @@ export async function startLookupThread(opts: LookupThreadOptions): Promise<Look
   const pingEveryMs = Math.max(10, Math.floor(livenessMs / 5));
   const heardAt: number[] = new Array(threads).fill(performance.now());
   let hangs = 0;
+  let livenessRounds = 0;
   let checkedAt = performance.now();
   const liveness = setInterval(() => {
+    livenessRounds++;
     const now = performance.now();
     const stalled = now - checkedAt > 2 * pingEveryMs;
     checkedAt = now;
@@ -621,17 +604,14 @@ export async function startLookupThread(opts: LookupThreadOptions): Promise<Look
     get hangs() {
       return hangs;
     },
+    get livenessRounds() {
+      return livenessRounds;
+    },
     get realtime() {
       return realtime.size;
     },
     updateAgent(entries) {
-      const changed = keepChanged(
-        agentTable,
-        entries,
-        (e) => `${e[0]}/${e[1]}`,
-        (e) => e[2],
-        sameVerdict,
-      );
+      const changed = keepChanged(agentTable, entries, rowKey, (e) => e[2], sameVerdict);
       if (changed.length > 0) sendAll({ type: "agent", entries: changed });
     },
     updateDns(entries) {
@@ -645,7 +625,7 @@ export async function startLookupThread(opts: LookupThreadOptions): Promise<Look
       if (changed.length > 0) sendAll({ type: "dns", entries: changed });
     },
     updateHttp(entries) {
-      const changed = keepChanged(httpTable, entries, httpKey, (e) => e[2], sameBody);
+      const changed = keepChanged(httpTable, entries, rowKey, (e) => e[2], sameBody);
       if (changed.length > 0) sendAll({ type: "http", entries: changed });
     },
     setTokens(next) {

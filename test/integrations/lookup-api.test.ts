@@ -9,7 +9,7 @@ import { systemClock } from "../../src/runtime/clock.ts";
 import { silentLogger } from "../../src/runtime/log.ts";
 import { VigilNode } from "../../src/runtime/node.ts";
 import { createApiHandler } from "../../src/serve/api/server.ts";
-import { type LookupThread, startLookupThread } from "../../src/serve/lookup-thread.ts";
+import { type HttpTableEntry, type LookupThread, startLookupThread } from "../../src/serve/lookup-thread.ts";
 import { eventually } from "../helpers/origins.ts";
 import { scriptedProber } from "../helpers/prober.ts";
 import { tmpDataDir } from "../helpers/tmp.ts";
@@ -41,38 +41,60 @@ const statusLines = (text: string): string[] => [...text.matchAll(/HTTP\/1\.1 (\
 
 const get = (path: string, extra = "") => `GET ${path} HTTP/1.1\r\nHost: vigil\r\n${extra}\r\n`;
 
+/**
+ * A lookup process on the API's port with `entries` in its HTTP table, and a "node": an API
+ * handler over `backend` that serves what the process hands over, as VigilNode wires them.
+ * `handed` gets the bytes handed over with each connection.
+ */
+async function lookupsWithNode(
+  backend: Record<string, unknown>,
+  entries: HttpTableEntry[],
+  timeouts: { keepAliveTimeoutMs: number; headersTimeoutMs: number },
+  handed: (rest: Buffer) => void,
+): Promise<{ lookups: LookupThread; close(): Promise<void> }> {
+  const handler = createApiHandler({ backend: backend as never });
+  const lookups = await startLookupThread({
+    agentEntries: [],
+    dnsEntries: [],
+    http: { host: "127.0.0.1", port: 0, ...timeouts },
+    httpEntries: entries,
+    onConnection: (socket, rest) => {
+      handed(rest);
+      socket.allowHalfOpen = true;
+      handler.adopt(socket, rest);
+    },
+  });
+  return {
+    lookups,
+    close: async () => {
+      await lookups.close();
+      handler.close();
+    },
+  };
+}
+
 describe("lookup process: the HTTP table and the hand-over", () => {
   let lookups: LookupThread;
+  let close: () => Promise<void>;
   /** What the "node" (a plain handler) got: the bytes handed over with each connection. */
   const handed: string[] = [];
-  const handler = createApiHandler({
-    backend: {
-      health: () => ({ from: "node" }),
-      getTarget: (pool: string, target: string) =>
-        pool === "web" && target === "10.0.0.9:80" ? { from: "node" } : undefined,
-      getPool: (name: string) => (name === "web" ? {} : undefined),
-    } as never,
-  });
   before(async () => {
-    lookups = await startLookupThread({
-      agentEntries: [],
-      dnsEntries: [],
-      http: { host: "127.0.0.1", port: 0, keepAliveTimeoutMs: 5_000, headersTimeoutMs: 5_000 },
-      httpEntries: [
+    ({ lookups, close } = await lookupsWithNode(
+      {
+        health: () => ({ from: "node" }),
+        getTarget: (pool: string, target: string) =>
+          pool === "web" && target === "10.0.0.9:80" ? { from: "node" } : undefined,
+        getPool: (name: string) => (name === "web" ? {} : undefined),
+      },
+      [
         ["web", "10.0.0.1:80", '{"from":"table","n":1}'],
         ["web", "10.0.0.2:80", '{"from":"table","n":2}'],
       ],
-      onConnection: (socket, rest) => {
-        handed.push(rest.toString("latin1"));
-        socket.allowHalfOpen = true;
-        handler.adopt(socket, rest);
-      },
-    });
+      { keepAliveTimeoutMs: 5_000, headersTimeoutMs: 5_000 },
+      (rest) => handed.push(rest.toString("latin1")),
+    ));
   });
-  after(async () => {
-    await lookups.close();
-    handler.close();
-  });
+  after(() => close());
   const port = () => lookups.http!.port;
 
   it("answers target lookups in its table without the node", async () => {
@@ -181,36 +203,26 @@ describe("lookup process: the HTTP table and the hand-over", () => {
 
 describe("lookup process: a pipelined burst, answered in order across the hand-over", () => {
   let lookups: LookupThread;
+  let close: () => Promise<void>;
   let handed = 0;
-  // Bodies of 64 KB: 300 requests, one read's worth (18 KB), ask for far more answer bytes
-  // (19 MB) than the sockets buffer. The node's backend answers the same body for the requests
-  // it gets.
+  // Bodies of 64 KB: 300 lookups ask for far more answer bytes (19 MB) than the sockets buffer,
+  // so the client reads late whichever path answers which read. The node's backend answers the
+  // same body for the lookups it gets.
   const pad = "x".repeat(64_000);
-  const big = JSON.stringify({ pad });
-  const handler = createApiHandler({
-    backend: {
-      health: () => ({ from: "node" }),
-      getTarget: (pool: string, target: string) =>
-        pool === "web" && target === "10.0.0.1:80" ? { pad } : undefined,
-      getPool: () => undefined,
-    } as never,
-  });
   before(async () => {
-    lookups = await startLookupThread({
-      agentEntries: [],
-      dnsEntries: [],
-      http: { host: "127.0.0.1", port: 0, keepAliveTimeoutMs: 1_000, headersTimeoutMs: 500 },
-      httpEntries: [["web", "10.0.0.1:80", big]],
-      onConnection: (socket, rest) => {
-        handed++;
-        handler.adopt(socket, rest);
+    ({ lookups, close } = await lookupsWithNode(
+      {
+        health: () => ({ from: "node" }),
+        getTarget: (pool: string, target: string) =>
+          pool === "web" && target === "10.0.0.1:80" ? { pad } : undefined,
+        getPool: () => undefined,
       },
-    });
+      [["web", "10.0.0.1:80", JSON.stringify({ pad })]],
+      { keepAliveTimeoutMs: 1_000, headersTimeoutMs: 500 },
+      () => handed++,
+    ));
   });
-  after(async () => {
-    await lookups.close();
-    handler.close();
-  });
+  after(() => close());
   const burst = (n: number) => get("/v1/pools/web/targets/10.0.0.1:80").repeat(n) + get("/v1/health");
 
   it("answers every lookup of a burst read late, then hands the connection over", async () => {

@@ -579,9 +579,10 @@ for (const isolation of ["thread", "process"] as const)
         while (performance.now() < until) {
           // held
         }
-        // A few ping rounds after it (60 ms each): a node that judged its silence would have
-        // stopped the lookup thread by now.
-        await new Promise((r) => setTimeout(r, 250));
+        // Two rounds after it: the first, late, judges nobody; a node that judged the silence
+        // would have stopped the lookup thread in it.
+        const rounds = lookups.livenessRounds;
+        await eventually(() => lookups.livenessRounds >= rounds + 2, "two liveness rounds");
         assert.equal(lookups.hangs, 0);
         assert.equal(lookups.restarts, 0);
       } finally {

@@ -1058,7 +1058,7 @@ export class NodeCore {
   private lookupChanged(id: string | undefined, pool: string | undefined): void {
     const c = this.lookupChanges;
     if (c === undefined) return;
-    const first = c.targets.size === 0 && c.pools.size === 0 && (c.views === undefined || c.views.size === 0);
+    const first = nothingTaken(c);
     if (id !== undefined) {
       c.targets.add(id);
       c.views?.add(id);
@@ -1071,7 +1071,7 @@ export class NodeCore {
   private viewChanged(id: string): void {
     const c = this.lookupChanges;
     if (c?.views === undefined) return;
-    const first = c.targets.size === 0 && c.pools.size === 0 && c.views.size === 0;
+    const first = nothingTaken(c);
     c.views.add(id);
     if (first) c.onChange();
   }
@@ -1275,4 +1275,13 @@ function newsIn<V>(map: LwwMap<V>, entries: readonly LwwEntry<V>[]): LwwEntry<V>
     const held = map.entry(e.key);
     return held === undefined || compareHlc(e.ts, held.ts) > 0;
   });
+}
+
+/** No lookup change is waiting to be taken: the next one calls onChange. */
+function nothingTaken(c: {
+  targets: Set<string>;
+  pools: Set<string>;
+  views: Set<string> | undefined;
+}): boolean {
+  return c.targets.size === 0 && c.pools.size === 0 && (c.views === undefined || c.views.size === 0);
 }
