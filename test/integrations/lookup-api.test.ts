@@ -206,8 +206,8 @@ describe("lookup process: a pipelined burst, answered in order across the hand-o
   let close: () => Promise<void>;
   let handed = 0;
   // Bodies of 64 KB: 300 lookups ask for far more answer bytes (19 MB) than the sockets buffer,
-  // so the client reads late whichever path answers which read. The node's backend answers the
-  // same body for the lookups it gets.
+  // whichever path answers which read. The node's backend answers the same body for the lookups
+  // it gets. (A hand-over waiting for answers not yet written: test/serve/hand-over.test.ts.)
   const pad = "x".repeat(64_000);
   before(async () => {
     ({ lookups, close } = await lookupsWithNode(
@@ -225,15 +225,12 @@ describe("lookup process: a pipelined burst, answered in order across the hand-o
   after(() => close());
   const burst = (n: number) => get("/v1/pools/web/targets/10.0.0.1:80").repeat(n) + get("/v1/health");
 
-  it("answers every lookup of a burst read late, then hands the connection over", async () => {
+  it("answers every lookup of a pipelined burst, then hands the connection over, in order", async () => {
     const before = handed;
     const s = connect(lookups.http!.port, "127.0.0.1");
     const got: Buffer[] = [];
-    s.pause();
-    s.write(burst(300));
-    await new Promise((r) => setTimeout(r, 100)); // reads late, within the bound
     s.on("data", (d: Buffer) => got.push(d));
-    s.resume();
+    s.write(burst(300));
     try {
       const text = await eventually(() => {
         const t = Buffer.concat(got).toString("latin1");
