@@ -434,7 +434,9 @@ describe(
     it("the lookup process answered HAProxy's checks itself, none handed to the node", async () => {
       const http = lookups().http!;
       await eventually(() => http.stats.answered >= 10, "checks answered in the lookup process");
-      // The admin PUT above was the only connection the node took.
+      // The admin PUT above was the only connection the node took (the lookup process's counts
+      // arrive every 200 ms: wait for its hand-over to be counted, then no more).
+      await eventually(() => http.stats.handedOver >= 1, "the PUT's hand-over counted");
       assert.equal(http.stats.handedOver, 1);
     });
   },
